@@ -1,0 +1,39 @@
+"""Data sets: the embedded demo (scanpy's bundled ``pbmc68k_reduced``) and loaders for public data on disk."""
+
+from ._demo import pbmc68k_reference_and_bulk
+from ._public import (
+    BONE_MARROW_PROTOCOL_TYPES,
+    CELLBENCH_CELL_LINES,
+    PBMC_BROAD_LABELS,
+    PBMC_BROAD_TYPES,
+    bone_marrow_metabolomics,
+    cellbench_mixtures,
+    cellbench_reference,
+    data_dir,
+    eccite_pbmc,
+    kidney_metabolomics,
+    kidney_tissue_metabolomics,
+    murine_cellline_proteomics,
+    pbmc_bulk,
+    pbmc_sorted_10x,
+    tscp_cellcycle,
+)
+
+__all__ = [
+    "BONE_MARROW_PROTOCOL_TYPES",
+    "CELLBENCH_CELL_LINES",
+    "PBMC_BROAD_LABELS",
+    "PBMC_BROAD_TYPES",
+    "bone_marrow_metabolomics",
+    "cellbench_mixtures",
+    "cellbench_reference",
+    "data_dir",
+    "eccite_pbmc",
+    "kidney_metabolomics",
+    "kidney_tissue_metabolomics",
+    "murine_cellline_proteomics",
+    "pbmc68k_reference_and_bulk",
+    "pbmc_bulk",
+    "pbmc_sorted_10x",
+    "tscp_cellcycle",
+]

@@ -1,0 +1,151 @@
+"""Lightning training plan for DECODE: fraction, contrastive and adversarial losses in one step."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from ._module import DECODEModule
+
+
+class DECODETrainingPlan(pl.LightningModule):
+    """Trains a :class:`DECODEModule` on pseudo-tissues, aligned to the real bulk.
+
+    One step:
+
+    - fraction loss (squared error summed over labels, averaged over samples) on the clean pseudo-tissue and, with
+      the denoiser, on its two noisy views read through the denoiser's signal part; in absolute mode also on the
+      unknown share of each view;
+    - contrastive loss (InfoNCE, :meth:`DECODEModule.contrastive_loss`) between each clean code and the signal / noise
+      parts of its noisy views, weighted by ``contrastive_weight``;
+    - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
+      reversal layer whose weight ramps up from 0 to ``adversarial_weight`` (DANN schedule), so the encoder learns
+      codes the discriminator cannot separate.
+
+    Parameters
+    ----------
+    module
+        The network.
+    lr, weight_decay
+        Adam settings.
+    denoise, adversarial
+        Switch the denoising and the adversarial stage on or off (for ablations).
+    contrastive_weight, adversarial_weight
+        Loss weights.
+    input_noise
+        Standard deviation of Gaussian noise added to the normalised input in training.
+    temperature
+        InfoNCE temperature.
+    align
+        ``"bulk"`` (default): the reversed gradient reaches the encoder only through the real-bulk codes, which are
+        moved into the region the pseudo-tissues occupy while the pseudo-tissue codes, and so the fraction regression,
+        stay put (the bulk is a few samples in a corner of composition space; pulling the whole pseudo-tissue
+        distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
+    max_epochs
+        Used by the adversarial ramp.
+    """
+
+    def __init__(
+        self,
+        module: DECODEModule,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        denoise: bool = True,
+        adversarial: bool = True,
+        contrastive_weight: float = 0.1,
+        adversarial_weight: float = 0.1,
+        input_noise: float = 0.2,
+        temperature: float = 0.1,
+        align: str = "bulk",
+        max_epochs: int = 100,
+    ):
+        super().__init__()
+        self.module = module
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.denoise = denoise
+        self.adversarial = adversarial
+        self.contrastive_weight = contrastive_weight
+        self.adversarial_weight = adversarial_weight
+        self.input_noise = input_noise
+        self.temperature = temperature
+        if align not in ("bulk", "both"):
+            raise ValueError(f"align must be 'bulk' or 'both', got {align!r}.")
+        self.align = align
+        self.max_epochs = max(1, max_epochs)
+
+    @staticmethod
+    def _sse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((pred - target) ** 2).sum(dim=-1).mean()
+
+    def _ramp(self) -> float:
+        p = min(1.0, self.current_epoch / self.max_epochs)
+        return 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
+
+    def _losses(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        m = self.module
+        noise_sd = self.input_noise if train else 0.0
+        z = m.encode(batch["x"], noise_sd)
+        clean = m.fractions_from_latent(z, denoise=self.denoise, x=batch["x"])
+        frac = self._sse(clean["relative"], batch["y"])
+        n_terms = 1
+        losses: dict[str, torch.Tensor] = {}
+        use_views = self.denoise or m.absolute
+        contrastive = z.new_zeros(())
+        unknown = z.new_zeros(())
+        if m.absolute:
+            unknown = unknown + ((clean["unknown"] - 0.0) ** 2).mean()
+        if use_views:
+            for v in ("1", "2"):
+                zv = m.encode(batch["x" + v], noise_sd)
+                view = m.fractions_from_latent(zv, denoise=self.denoise, x=batch["x" + v])
+                frac = frac + self._sse(view["relative"], batch["y"])
+                n_terms += 1
+                if m.absolute:
+                    unknown = unknown + ((view["unknown"] - batch["u" + v]) ** 2).mean()
+                if self.denoise:
+                    contrastive = contrastive + m.contrastive_loss(z, view["signal"], view["noise"], self.temperature)
+            contrastive = contrastive / 2
+        losses["fraction_loss"] = frac / n_terms
+        total = losses["fraction_loss"]
+        if m.absolute:
+            losses["unknown_loss"] = unknown / (n_terms)
+            total = total + losses["unknown_loss"]
+        if self.denoise:
+            losses["contrastive_loss"] = contrastive
+            total = total + self.contrastive_weight * contrastive
+        if self.adversarial and train and "bulk" in batch:
+            zb = m.encode(batch["bulk"], noise_sd)
+            weight = self.adversarial_weight * self._ramp()
+            z_src = z.detach() if self.align == "bulk" else z
+            logits = m.domain_logits(torch.cat([z_src, zb]), weight)
+            target = torch.cat([torch.zeros(len(z)), torch.ones(len(zb))]).to(logits)
+            adv = F.binary_cross_entropy_with_logits(logits, target)
+            losses["adversarial_loss"] = adv
+            losses["discriminator_accuracy"] = ((logits > 0).float() == target).float().mean()
+            # The discriminator itself learns at full strength; the reversed gradient reaching the encoder is scaled
+            # by the ramped weight inside the gradient reversal layer.
+            total = total + adv
+        losses["loss"] = total
+        return losses
+
+    def training_step(self, batch, batch_idx):
+        losses = self._losses(batch, train=True)
+        n = batch["x"].shape[0]
+        for name, value in losses.items():
+            key = "train_loss" if name == "loss" else f"{name}_train"
+            self.log(key, value.detach(), on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss")
+        return losses["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        losses = self._losses(batch, train=False)
+        n = batch["x"].shape[0]
+        self.log("validation_loss", losses["loss"], on_epoch=True, batch_size=n)
+        self.log("fraction_loss_validation", losses["fraction_loss"], on_epoch=True, batch_size=n)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)

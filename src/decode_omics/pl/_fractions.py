@@ -1,0 +1,205 @@
+"""Stacked bars of the estimated fractions of every sample."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._utils import finish, get_fractions, label_colors, new_figure, ordered_labels
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+
+_GAP = 0.8  # extra x space between groups
+
+
+def _obs(data: Any) -> pd.DataFrame | None:
+    obs = getattr(data, "obs", None)
+    return obs if isinstance(obs, pd.DataFrame) else None
+
+
+def _groups(data: Any, groupby: str | pd.Series | Sequence | None, index: pd.Index) -> pd.Series | None:
+    if groupby is None:
+        return None
+    if isinstance(groupby, str):
+        obs = _obs(data)
+        if obs is None:
+            raise ValueError(
+                f"groupby={groupby!r} names an obs column, but a DataFrame has no .obs; pass a Series of groups "
+                "indexed by sample instead."
+            )
+        if groupby not in obs.columns:
+            raise KeyError(f"groupby={groupby!r} is not a column of .obs; available: {list(obs.columns)}.")
+        groups = obs[groupby]
+    elif isinstance(groupby, pd.Series):
+        groups = groupby
+    else:
+        values = list(groupby)
+        if len(values) != len(index):
+            raise ValueError(f"groupby has {len(values)} values for {len(index)} samples.")
+        groups = pd.Series(values, index=index)
+    missing = index.difference(groups.index)
+    if len(missing):
+        raise ValueError(f"groupby has no group for {len(missing)} samples, e.g. {missing[:3].tolist()}.")
+    groups = groups.loc[index]
+    if not isinstance(groups.dtype, pd.CategoricalDtype):
+        groups = groups.astype("category")
+    if groups.isna().any():
+        missing_name = "NA" if "NA" not in groups.cat.categories else "NA (missing)"
+        groups = groups.cat.add_categories([missing_name]).fillna(missing_name)
+    return groups.cat.remove_unused_categories()
+
+
+def _sort_key(data: Any, frame: pd.DataFrame, sort_by: str | None) -> pd.Series | None:
+    if sort_by is None:
+        return None
+    if sort_by in frame.columns:
+        return -frame[sort_by]  # most of that label first
+    obs = _obs(data)
+    if obs is not None and sort_by in obs.columns:
+        return obs.loc[frame.index, sort_by]
+    obs_cols = list(obs.columns) if obs is not None else []
+    raise KeyError(
+        f"sort_by={sort_by!r} is neither a label ({list(map(str, frame.columns))}) nor an obs column ({obs_cols})."
+    )
+
+
+def fractions(
+    adata: AnnData | pd.DataFrame,
+    key: str = "decode",
+    *,
+    groupby: str | pd.Series | None = None,
+    sort_by: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: bool | str | Path | None = None,
+    colors: Mapping | Sequence | str | None = None,
+    legend: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Axes | None:
+    """Stacked bars of the fractions of every sample.
+
+    Parameters
+    ----------
+    adata
+        AnnData (or MuData) with fractions in ``.obsm[key]``, or the DataFrame itself (samples x labels). Samples
+        with NaN fractions (a modality a sample lacks, in ``mdata.obsm[f"{key}_{mod}"]``) are left out.
+    key
+        Key in ``.obsm``; for a MuData, ``f"{key}_{mod}"``.
+    groupby
+        Column of ``.obs`` (or a Series indexed by sample) to group the samples by: groups are drawn in their
+        category order, separated by a gap and a line and named above the bars.
+    sort_by
+        Order of the samples (within groups): a label (most of it first) or an ``.obs`` column (ascending).
+    ax
+        Axes to draw into; by default a new figure whose width grows with the number of samples.
+    show
+        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
+    save
+        A filename (format from its extension, else ``rcParams["savefig.format"]``), or ``True`` for
+        ``scanpy.settings.figdir / "fractions.<file_format_figs>"``.
+    colors
+        Label colours: a dict, a list in the order of the labels, or a matplotlib colormap name. ``unknown`` is grey.
+    legend
+        Draw the legend (right of the axes, in stacking order).
+    figsize
+        Size of a new figure.
+
+    Returns
+    -------
+    The Axes if the figure is not shown, else ``None``.
+    """
+    frame = get_fractions(adata, key)
+    groups = _groups(adata, groupby, frame.index)
+    complete = frame.notna().all(axis=1).to_numpy()
+    frame = frame[complete]
+    if frame.shape[0] == 0:
+        raise ValueError(f"The fractions at key {key!r} have no sample without NaN.")
+    if groups is not None:
+        groups = groups[complete].cat.remove_unused_categories()
+    labels = ordered_labels(frame.columns)
+    sort_key = _sort_key(adata, frame, sort_by)
+
+    order = pd.DataFrame(index=frame.index)
+    order["group"] = groups.cat.codes.to_numpy() if groups is not None else 0
+    order["key"] = sort_key.to_numpy() if sort_key is not None else 0
+    order["pos"] = np.arange(frame.shape[0])
+    order = order.sort_values(["group", "key", "pos"], kind="stable")
+    frame = frame.loc[order.index]
+    codes = order["group"].to_numpy()
+    n = frame.shape[0]
+    x = np.arange(n) + _GAP * codes if groups is not None else np.arange(n, dtype=float)
+    x = x - (x[0] if n else 0)
+
+    if figsize is None:
+        figsize = (float(np.clip(0.16 * (x[-1] + 1) + 3.0, 5.0, 18.0)), 4.0)
+    fig, ax = new_figure(figsize, ax)
+    cmap = label_colors(labels, colors)
+    bottom = np.zeros(n)
+    width = 0.9 if n <= 120 else 1.0
+    for lab in labels:
+        values = frame[lab].to_numpy(dtype=np.float64)
+        ax.bar(x, values, bottom=bottom, width=width, color=cmap[lab], label=str(lab), linewidth=0)
+        bottom += values
+
+    ax.set_xlim(x[0] - 0.6, x[-1] + 0.6)
+    ax.set_ylim(0, max(1.0, float(np.nanmax(bottom))))
+    ax.set_ylabel("fraction")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.margins(y=0)
+
+    # Sample names: readable only while each bar gets about 7 pt; otherwise just count them.
+    fig_width_in = ax.get_position().width * fig.get_figwidth()
+    pt_per_bar = 72 * fig_width_in / max(x[-1] - x[0] + 1.2, 1)
+    fontsize = min(9.0, 0.75 * pt_per_bar)
+    if fontsize >= 5:
+        ax.set_xticks(x, frame.index.astype(str), rotation=90, fontsize=fontsize)
+        ax.tick_params(axis="x", length=0)
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{n} samples")
+
+    if groups is not None:
+        from matplotlib.transforms import blended_transform_factory
+
+        trans = blended_transform_factory(ax.transData, ax.transAxes)
+        cats = groups.cat.categories
+        starts = [x[codes == c].min() for c in range(len(cats))]
+        ends = [x[codes == c].max() for c in range(len(cats))]
+        for c in range(1, len(cats)):
+            ax.axvline((ends[c - 1] + starts[c]) / 2, color="0.2", linewidth=0.8)
+        # Horizontal names only if each fits over its group (about 0.6 em per character).
+        fits = all(
+            0.6 * 9 * len(str(cat)) <= pt_per_bar * (end - start + 1) for cat, start, end in zip(cats, starts, ends)
+        )
+        for cat, start, end in zip(cats, starts, ends):
+            ax.text(
+                (start + end) / 2 if fits else start - 0.4,
+                1.01,
+                str(cat),
+                transform=trans,
+                ha="center" if fits else "left",
+                va="bottom",
+                rotation=0 if fits else 30,
+                rotation_mode="anchor",
+                fontsize=9,
+            )
+
+    if legend:
+        handles, names = ax.get_legend_handles_labels()
+        ax.legend(
+            handles[::-1],
+            names[::-1],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+            fontsize=9,
+            ncol=2 if len(labels) > 20 else 1,
+            handlelength=1.0,
+        )
+    return finish(fig, "fractions", show=show, save=save, returned=ax)

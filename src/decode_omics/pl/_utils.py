@@ -1,0 +1,138 @@
+"""Shared plotting helpers: fetching fractions, label colours, and scanpy-style ``show`` / ``save``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+UNKNOWN = "unknown"
+UNKNOWN_COLOR = "#c7c7c7"
+
+
+def get_fractions(data: Any, key: str, *, what: str = "fractions") -> pd.DataFrame:
+    """Fractions (samples x labels) from a DataFrame, or from ``data.obsm[key]`` of an AnnData / MuData."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    obsm = getattr(data, "obsm", None)
+    if obsm is None:
+        raise TypeError(f"Expected an AnnData, a MuData or a DataFrame of {what}, got {type(data).__name__}.")
+    if key not in obsm:
+        available = list(obsm.keys())
+        hint = ""
+        if hasattr(data, "mod"):
+            per_mod = [k for k in available if k.startswith(f"{key}_")]
+            if per_mod:
+                hint = f" For a MuData, name the modality: key={per_mod[0]!r}."
+        raise KeyError(
+            f"No {what} at .obsm[{key!r}]; available obsm keys: {available}.{hint} "
+            "`dco.tl.deconvolve` writes the fractions; pass `key` if you used another `key_added`."
+        )
+    frame = obsm[key]
+    if not isinstance(frame, pd.DataFrame):
+        frame = np.asarray(frame)
+        frame = pd.DataFrame(frame, index=data.obs_names, columns=[str(i) for i in range(frame.shape[1])])
+    return frame
+
+
+def ordered_labels(columns: Sequence) -> list:
+    """Labels in their order, with ``unknown`` last."""
+    return [c for c in columns if c != UNKNOWN] + [c for c in columns if c == UNKNOWN]
+
+
+def _default_palette(n: int) -> list:
+    """tab10 / tab20 / tab20+tab20b+tab20c without their greys, which are kept for ``unknown``."""
+    from matplotlib import colormaps
+
+    tab10 = [c for i, c in enumerate(colormaps["tab10"].colors) if i != 7]
+    tab20 = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in (14, 15)]
+    if n <= len(tab10):
+        return tab10[:n]
+    if n <= len(tab20):
+        return tab20[:n]
+    base = [*tab20, *colormaps["tab20b"].colors, *colormaps["tab20c"].colors[:16]]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def label_colors(labels: Sequence, colors: Mapping | Sequence | str | None = None) -> dict:
+    """Map every label to a colour.
+
+    ``colors`` may be a dict (label -> colour), a list (in the order of ``labels``) or the name of a matplotlib
+    colormap. By default ``tab10`` / ``tab20`` / a 54-colour cycle without greys; ``unknown`` is light grey.
+    """
+    labels = list(labels)
+    known = [lab for lab in labels if lab != UNKNOWN]
+    if colors is None:
+        out = dict(zip(known, _default_palette(len(known))))
+    elif isinstance(colors, str):
+        from matplotlib import colormaps
+
+        if colors not in colormaps:
+            raise ValueError(f"colors={colors!r} is not a matplotlib colormap; pass a dict, a list or a colormap name.")
+        cmap = colormaps[colors]
+        n = getattr(cmap, "N", 256)
+        if n <= 32:  # qualitative colormap: take its colours in order
+            out = {lab: cmap(i % n) for i, lab in enumerate(known)}
+        else:
+            out = {lab: cmap(x) for lab, x in zip(known, np.linspace(0, 1, max(len(known), 1)))}
+    elif isinstance(colors, Mapping):
+        missing = [lab for lab in known if lab not in colors]
+        if missing:
+            raise ValueError(f"colors has no colour for the labels {missing}.")
+        out = {lab: colors[lab] for lab in labels if lab in colors}
+    else:
+        colors = list(colors)
+        if len(colors) < len(labels):
+            raise ValueError(f"colors has {len(colors)} colours for {len(labels)} labels.")
+        out = dict(zip(labels, colors))
+    out.setdefault(UNKNOWN, UNKNOWN_COLOR)
+    return out
+
+
+def save_path(name: str, save: bool | str | Path) -> Path:
+    """Where ``save`` writes: ``True`` -> ``scanpy.settings.figdir / f"{name}.{file_format_figs}"``, else the path."""
+    if save is True:
+        import scanpy as sc
+
+        path = Path(sc.settings.figdir) / f"{name}.{sc.settings.file_format_figs}"
+    else:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        path = Path(save)
+        if path.suffix.lstrip(".").lower() not in FigureCanvasBase.get_supported_filetypes():
+            import matplotlib as mpl
+
+            path = path.with_name(f"{path.name}.{mpl.rcParams['savefig.format']}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def finish(fig: Figure, name: str, *, show: bool | None, save: bool | str | Path | None, returned: Any) -> Any:
+    """Save (``save``: a filename or ``True``) and show; return ``returned`` unless the figure was shown.
+
+    ``show=None`` shows only if matplotlib is in interactive mode (e.g. in Jupyter).
+    """
+    import matplotlib.pyplot as plt
+
+    if save:
+        fig.savefig(save_path(name, save), bbox_inches="tight")
+    if plt.isinteractive() if show is None else show:
+        plt.show()
+        return None
+    return returned
+
+
+def new_figure(figsize: tuple[float, float], ax: Any = None):
+    """``(figure, axes)``: a new constrained-layout figure, or the figure of ``ax``."""
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax

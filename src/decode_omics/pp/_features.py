@@ -1,0 +1,135 @@
+"""Align the features of a reference and a bulk data set."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+logger = logging.getLogger("decode_omics")
+
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}")
+
+
+def _namespace(names: pd.Index) -> str:
+    sample = names[: min(len(names), 500)].astype(str)
+    if len(sample) == 0:
+        return "empty"
+    if np.mean([bool(_ENSEMBL.match(n)) for n in sample]) > 0.5:
+        return "Ensembl gene IDs"
+    return "names"
+
+
+def _check_unique(names: pd.Index, what: str) -> None:
+    if not names.is_unique:
+        dup = names[names.duplicated()].unique()[:5].tolist()
+        raise ValueError(
+            f"The {what} has duplicated feature names (for example {dup}). Make them unique first, e.g. with "
+            "adata.var_names_make_unique(), or aggregate duplicated features."
+        )
+
+
+def shared_features(
+    reference_names: pd.Index | list,
+    bulk_names: pd.Index | list,
+    *,
+    min_features: int = 20,
+) -> pd.Index:
+    """Features present in both data sets, in the reference's order.
+
+    Parameters
+    ----------
+    reference_names, bulk_names
+        Feature names (``var_names``) of the reference and the bulk.
+    min_features
+        Fewest shared features accepted.
+
+    Returns
+    -------
+    The shared feature names.
+
+    Raises
+    ------
+    ValueError
+        When names are duplicated, or fewer than ``min_features`` are shared; the message names the likely cause
+        (different identifier namespaces, letter case) and the fix.
+    """
+    ref = pd.Index(reference_names).astype(str)
+    bulk = pd.Index(bulk_names).astype(str)
+    _check_unique(ref, "reference")
+    _check_unique(bulk, "bulk")
+    shared = ref[ref.isin(bulk)]
+    if len(shared) >= min_features:
+        return shared
+    hint = ""
+    ns_ref, ns_bulk = _namespace(ref), _namespace(bulk)
+    if ns_ref != ns_bulk:
+        hint = (
+            f" The reference uses {ns_ref} and the bulk {ns_bulk}: map both to one namespace (for example gene "
+            "symbols) before deconvolving."
+        )
+    else:
+        upper = ref.str.upper().isin(bulk.str.upper()).sum()
+        if upper >= min_features:
+            hint = (
+                f" {upper} features match when letter case is ignored (for example mouse 'Cd3e' vs human 'CD3E'): "
+                "harmonise the case or map orthologues."
+            )
+    raise ValueError(
+        f"The reference and the bulk share {len(shared)} features ({len(ref)} in the reference, {len(bulk)} in the "
+        f"bulk); at least {min_features} are needed.{hint}"
+    )
+
+
+def align_features(
+    reference: AnnData,
+    bulk: AnnData,
+    *,
+    min_features: int = 20,
+    copy: bool = True,
+) -> tuple[AnnData, AnnData]:
+    """Subset a reference and a bulk data set to their shared features, in the same order.
+
+    Parameters
+    ----------
+    reference
+        Single-cell reference (cells x features).
+    bulk
+        Bulk samples (samples x features).
+    min_features
+        Fewest shared features accepted.
+    copy
+        Return copies (default) rather than views.
+
+    Returns
+    -------
+    ``(reference_aligned, bulk_aligned)``, both with the shared features in the reference's order. How many features
+    each side lost is logged and stored in ``.uns["feature_alignment"]`` of both returned objects.
+    """
+    shared = shared_features(reference.var_names, bulk.var_names, min_features=min_features)
+    ref = reference[:, shared]
+    blk = bulk[:, shared]
+    if copy:
+        ref, blk = ref.copy(), blk.copy()
+    report = {
+        "n_shared": len(shared),
+        "n_reference": reference.n_vars,
+        "n_bulk": bulk.n_vars,
+        "dropped_reference": reference.n_vars - len(shared),
+        "dropped_bulk": bulk.n_vars - len(shared),
+    }
+    logger.info(
+        "Aligned features: %d shared; dropped %d of %d reference and %d of %d bulk features.",
+        len(shared),
+        report["dropped_reference"],
+        reference.n_vars,
+        report["dropped_bulk"],
+        bulk.n_vars,
+    )
+    if copy:
+        ref.uns["feature_alignment"] = report
+        blk.uns["feature_alignment"] = report
+    return ref, blk

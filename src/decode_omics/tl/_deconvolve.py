@@ -1,0 +1,265 @@
+"""``dco.tl.deconvolve``: fit DECODE on a reference and write the fractions of bulk samples into AnnData / MuData."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from ..pp._scale import get_matrix
+
+
+def _lightweight(adata: AnnData, layer: str | None, labels_key: str | None = None) -> AnnData:
+    """An AnnData sharing the data matrix of ``adata`` (no copy), so registering it leaves the user's object as is."""
+    X = get_matrix(adata, layer)
+    obs = adata.obs[[labels_key]].copy() if labels_key is not None else pd.DataFrame(index=adata.obs_names.copy())
+    return AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+
+
+def _fit_one(
+    bulk: AnnData,
+    reference: AnnData,
+    labels_key: str,
+    *,
+    mode: str,
+    layer: str | None,
+    reference_layer: str | None,
+    model_kwargs: Mapping[str, Any] | None,
+    train_kwargs: Mapping[str, Any] | None,
+    random_state: int,
+):
+    import scvi
+
+    from ..model import DECODE
+
+    if labels_key not in reference.obs.columns:
+        raise KeyError(
+            f"labels_key {labels_key!r} is not a column of reference.obs (columns: {list(reference.obs.columns)[:20]})."
+        )
+    scvi.settings.seed = random_state
+    ref = _lightweight(reference, reference_layer, labels_key)
+    blk = _lightweight(bulk, layer)
+    DECODE.setup_anndata(ref, labels_key=labels_key)
+    DECODE.setup_anndata(blk)
+    model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
+    kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
+    start = time.perf_counter()
+    model.train(**kwargs)
+    fit_seconds = time.perf_counter() - start
+    fractions = model.get_fractions()
+    fractions.index = bulk.obs_names.copy()
+    return model, fractions, fit_seconds
+
+
+def _diagnostics(model, fractions: pd.DataFrame) -> pd.DataFrame:
+    """Per-sample diagnostics: the largest label, the entropy of the fractions, and the domain distance (how far the
+    sample's code lies from the pseudo-tissues' codes; about 1 inside the training distribution)."""
+    f = fractions.drop(columns="unknown", errors="ignore")
+    p = f.to_numpy()
+    entropy = -(np.where(p > 0, p * np.log(np.clip(p, 1e-12, None)), 0)).sum(axis=1)
+    distance = model.get_domain_distance()
+    return pd.DataFrame(
+        {"top_label": f.idxmax(axis=1).astype(str), "entropy": entropy, "domain_distance": distance},
+        index=fractions.index,
+    )
+
+
+def deconvolve(
+    data,
+    reference: AnnData | Mapping[str, AnnData],
+    labels_key: str,
+    *,
+    mod: str | list[str] | None = None,
+    mode: Literal["relative", "absolute"] = "relative",
+    key_added: str = "decode",
+    layer: str | None = None,
+    reference_layer: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    train_kwargs: Mapping[str, Any] | None = None,
+    copy: bool = False,
+    return_model: bool = False,
+    random_state: int = 0,
+):
+    """Deconvolve bulk samples into cell-type or cell-state fractions with DECODE.
+
+    Parameters
+    ----------
+    data
+        Bulk AnnData (samples x features) or MuData (one omics layer per modality).
+    reference
+        Single-cell reference AnnData (cells x features) for an AnnData; for a MuData, a dict mapping each modality
+        to its own reference (scRNA for ``rna``, single-cell proteomics for ``prot``, metabolite profiles for
+        ``metab``).
+    labels_key
+        Label column of the reference(s): cell types or cell states.
+    mod
+        Modalities of a MuData to deconvolve (default: every modality that has a reference).
+    mode
+        ``"relative"`` (fractions over known labels) or ``"absolute"`` (plus an ``unknown`` share).
+    key_added
+        Where results go (see Returns).
+    layer
+        Layer of the bulk to use instead of ``.X``.
+    reference_layer
+        Layer of the reference(s) to use instead of ``.X``.
+    model_kwargs
+        Keyword arguments for :class:`~decode_omics.model.DECODE`.
+    train_kwargs
+        Keyword arguments for :meth:`~decode_omics.model.DECODE.train` (e.g. ``max_epochs``).
+    copy
+        Return a copy instead of writing to ``data``.
+    return_model
+        Also return the fitted :class:`~decode_omics.model.DECODE` (a dict ``{modality: model}`` for a MuData), to
+        save it, inspect its training or deconvolve more samples with it.
+    random_state
+        Seed (sets ``scvi.settings.seed``); the same seed gives the same fractions on CPU.
+
+    Returns
+    -------
+    ``None``, or the copy if ``copy=True``; with ``return_model=True``, the model(s) as well (``model`` or
+    ``(copy, model)``). For an AnnData, sets
+
+    - ``adata.obsm[key_added]``: fractions, a DataFrame of samples x labels (plus ``unknown`` in absolute mode);
+    - ``adata.uns[key_added]``: ``params``, ``labels``, ``features`` (count), ``fit_seconds``, ``history`` (per-epoch
+      losses and discriminator accuracy) and ``diagnostics`` (per-sample top label and entropy).
+
+    For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
+    above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
+    modality lacks.
+    """
+    from mudata import MuData
+    from scanpy import logging as logg
+
+    if isinstance(data, MuData):
+        return _deconvolve_mudata(
+            data,
+            reference,
+            labels_key,
+            mod=mod,
+            mode=mode,
+            key_added=key_added,
+            layer=layer,
+            reference_layer=reference_layer,
+            model_kwargs=model_kwargs,
+            train_kwargs=train_kwargs,
+            copy=copy,
+            return_model=return_model,
+            random_state=random_state,
+        )
+    if not isinstance(data, AnnData):
+        raise TypeError(f"data must be an AnnData or a MuData, got {type(data).__name__}.")
+    if not isinstance(reference, AnnData):
+        raise TypeError("For an AnnData, reference must be one AnnData (a dict of references is for MuData).")
+    if mod is not None:
+        raise ValueError("mod= applies to MuData input only.")
+    start = logg.info(f"deconvolving {data.n_obs} samples with DECODE ({mode})")
+    adata = data.copy() if copy else data
+    model, fractions, fit_seconds = _fit_one(
+        adata,
+        reference,
+        labels_key,
+        mode=mode,
+        layer=layer,
+        reference_layer=reference_layer,
+        model_kwargs=model_kwargs,
+        train_kwargs=train_kwargs,
+        random_state=random_state,
+    )
+    _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state)
+    logg.info(
+        "    finished",
+        time=start,
+        deep=(
+            f"added\n    '{key_added}', fractions (adata.obsm)\n"
+            f"    '{key_added}', parameters and diagnostics (adata.uns)"
+        ),
+    )
+    return _returned(adata if copy else None, model, return_model)
+
+
+def _returned(result, models, return_model: bool):
+    if not return_model:
+        return result
+    return models if result is None else (result, models)
+
+
+def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state) -> None:
+    adata.obsm[key_added] = fractions
+    history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
+    adata.uns[key_added] = {
+        "params": {
+            "labels_key": labels_key,
+            "mode": mode,
+            "random_state": random_state,
+            **{k: v for k, v in model.train_settings_.items() if v is not None},
+        },
+        "labels": list(fractions.columns),
+        "n_features": len(model.features),
+        "fit_seconds": float(fit_seconds),
+        "history": history,
+        "diagnostics": _diagnostics(model, fractions),
+    }
+
+
+def _deconvolve_mudata(
+    mdata,
+    reference,
+    labels_key,
+    *,
+    mod,
+    mode,
+    key_added,
+    layer,
+    reference_layer,
+    model_kwargs,
+    train_kwargs,
+    copy,
+    return_model,
+    random_state,
+):
+    from scanpy import logging as logg
+
+    if not isinstance(reference, Mapping):
+        raise TypeError(
+            "For a MuData, reference must be a dict {modality: reference AnnData}, one reference per omics layer."
+        )
+    mods = [mod] if isinstance(mod, str) else list(mod) if mod is not None else [m for m in mdata.mod if m in reference]
+    if not mods:
+        raise ValueError(
+            f"No modality of the MuData ({list(mdata.mod)}) has a reference (references for {list(reference)})."
+        )
+    for m in mods:
+        if m not in mdata.mod:
+            raise KeyError(f"Modality {m!r} is not in the MuData (modalities: {list(mdata.mod)}).")
+        if m not in reference:
+            raise KeyError(f"No reference for modality {m!r}; pass reference={{{m!r}: reference_adata, ...}}.")
+    if key_added in mdata.mod:
+        raise ValueError(f"key_added {key_added!r} is the name of a modality; choose another key_added.")
+    mdata = mdata.copy() if copy else mdata
+    models = {}
+    for m in mods:
+        start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({mode})")
+        model, fractions, fit_seconds = _fit_one(
+            mdata.mod[m],
+            reference[m],
+            labels_key,
+            mode=mode,
+            layer=layer,
+            reference_layer=reference_layer,
+            model_kwargs=model_kwargs,
+            train_kwargs=train_kwargs,
+            random_state=random_state,
+        )
+        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, mode, random_state)
+        models[m] = model
+        mdata.obsm[f"{key_added}_{m}"] = fractions.reindex(mdata.obs_names)
+        logg.info(
+            "    finished",
+            time=start,
+            deep=f"added\n    '{key_added}_{m}', fractions (mdata.obsm)\n    '{key_added}', (mdata[{m!r}].obsm)",
+        )
+    return _returned(mdata if copy else None, models, return_model)

@@ -1,0 +1,74 @@
+"""Non-negative least squares on mean label profiles: the classical baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+from scipy.optimize import nnls as _scipy_nnls
+
+from ..pp._features import shared_features
+from ..pp._mixing import LabelIndex, label_moments
+from ..pp._scale import get_matrix, to_linear
+from ..pp._simulate import label_codes
+
+
+def label_profiles(reference: AnnData, labels_key: str, *, layer: str | None = None) -> pd.DataFrame:
+    """Mean linear-scale profile of every label (labels x features)."""
+    X, _ = to_linear(get_matrix(reference, layer), name="reference")
+    codes, names = label_codes(reference, labels_key)
+    mean, _ = label_moments(X, LabelIndex.from_codes(codes, len(names)))
+    return pd.DataFrame(mean, index=names, columns=reference.var_names)
+
+
+def nnls(
+    adata: AnnData,
+    reference: AnnData,
+    labels_key: str,
+    *,
+    layer: str | None = None,
+    reference_layer: str | None = None,
+    key_added: str = "nnls",
+    copy: bool = False,
+) -> AnnData | None:
+    """Deconvolve bulk samples by non-negative least squares on the reference's mean label profiles.
+
+    Both sides are brought to the linear scale. Each bulk sample is solved against the mean per-cell profiles
+    (not unit-sum profiles, so that the coefficients count cells, not mRNA) and the solution is normalised to cell
+    fractions that sum to 1.
+
+    Parameters
+    ----------
+    adata
+        Bulk samples x features.
+    reference
+        Single-cell reference with labels in ``reference.obs[labels_key]``.
+    labels_key
+        Label column of the reference.
+    layer, reference_layer
+        Layers to use instead of ``.X``.
+    key_added
+        Key in ``adata.obsm`` for the result.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` (or the copy if ``copy=True``); sets ``adata.obsm[key_added]``, a DataFrame of fractions
+    (samples x labels).
+    """
+    adata = adata.copy() if copy else adata
+    features = shared_features(reference.var_names, adata.var_names)
+    profiles = label_profiles(reference[:, features], labels_key, layer=reference_layer)
+    B, _ = to_linear(get_matrix(adata[:, features], layer), name="bulk")
+    B = B.toarray() if sparse.issparse(B) else B
+    S = profiles.to_numpy(dtype=np.float64)
+    scale = S.sum(axis=1).mean()
+    S = S / max(scale, 1e-12)
+    B = B.astype(np.float64) / np.maximum(B.sum(axis=1, keepdims=True), 1e-12)
+    coef = np.vstack([_scipy_nnls(S.T, b)[0] for b in B])
+    sums = coef.sum(axis=1, keepdims=True)
+    frac = np.divide(coef, sums, out=np.full_like(coef, 1.0 / coef.shape[1]), where=sums > 0)
+    adata.obsm[key_added] = pd.DataFrame(frac, index=adata.obs_names, columns=profiles.index)
+    return adata if copy else None

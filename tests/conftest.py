@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+from scipy import sparse
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_reference(
+    n_labels: int = 4, cells_per_label: int = 60, n_features: int = 200, seed: int = 0, sparse_x: bool = False
+) -> AnnData:
+    """Cells of ``n_labels`` types with distinct marker programmes, negative-binomial-like counts."""
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 1.0, size=n_features)
+    profiles = np.tile(base, (n_labels, 1))
+    block = n_features // (2 * n_labels)
+    for k in range(n_labels):
+        profiles[k, k * block : (k + 1) * block] *= 12.0
+    size = rng.uniform(0.7, 1.4, n_labels)  # cell types differ in total mRNA
+    rows, labels = [], []
+    for k in range(n_labels):
+        lam = profiles[k] * size[k] * rng.gamma(20, 1 / 20, size=(cells_per_label, n_features))
+        rows.append(rng.poisson(lam))
+        labels += [f"type{k}"] * cells_per_label
+    X = np.vstack(rows).astype(np.float32)
+    adata = AnnData(sparse.csr_matrix(X) if sparse_x else X)
+    adata.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
+    adata.var_names = [f"gene{j}" for j in range(n_features)]
+    adata.obs["cell_type"] = pd.Categorical(labels)
+    return adata
+
+
+def fingerprint(adata: AnnData) -> str:
+    """A hash of everything in an AnnData that a function might mutate (scvi-tools' own ``_scvi_*`` registration
+    columns, which ``DECODE.setup_anndata`` documents, are left out)."""
+    h = hashlib.sha256()
+    X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
+    h.update(np.ascontiguousarray(X).tobytes())
+    obs = adata.obs[[c for c in adata.obs.columns if not str(c).startswith("_scvi_")]]
+    h.update(pd.util.hash_pandas_object(obs, index=True).values.tobytes())
+    h.update(",".join(adata.var_names).encode())
+    h.update(",".join(sorted(adata.obsm.keys())).encode())
+    h.update(",".join(sorted(adata.layers.keys())).encode())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def reference() -> AnnData:
+    return synthetic_reference()
+
+
+@pytest.fixture(scope="session")
+def pbmc68k():
+    import decode_omics as dco
+
+    return dco.datasets.pbmc68k_reference_and_bulk()

@@ -1,0 +1,188 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+import torch
+from conftest import fingerprint, synthetic_reference
+from mudata import MuData
+
+import decode_omics as dco
+from decode_omics.model import DECODE
+
+FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
+
+
+def _problem(seed=0, unknown=None, n_samples=40):
+    cells = synthetic_reference(seed=seed, cells_per_label=120)
+    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
+    ref, query = cells[half].copy(), cells[~half].copy()  # disjoint cells of the same types
+    bulk = dco.pp.simulate_pseudobulk(
+        query,
+        "cell_type",
+        n_samples=n_samples,
+        cells_per_sample=200,
+        fractions="dirichlet",
+        random_state=seed,
+        unknown=unknown,
+        unknown_fraction=(0.0, 0.4),
+        unknown_column=unknown is not None,
+    )
+    return ref, bulk
+
+
+def _fit(ref, bulk, seed=0, model_kwargs=None, **train):
+    scvi.settings.seed = seed
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, **(model_kwargs or {}))
+    model.train(**(FAST | train))
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ref, bulk = _problem()
+    return _fit(ref, bulk), ref, bulk
+
+
+def test_recovers_easy_problem(fitted):
+    model, _, bulk = fitted
+    f = model.get_fractions()
+    assert list(f.columns) == ["type0", "type1", "type2", "type3"]
+    assert list(f.index) == list(bulk.obs_names)
+    np.testing.assert_allclose(f.sum(axis=1), 1.0, atol=1e-5)
+    assert dco.metrics.ccc(f, bulk.obsm["fractions"]) > 0.9
+    for key in (
+        "fraction_loss_train",
+        "contrastive_loss_train",
+        "discriminator_accuracy_train",
+        "fraction_loss_validation",
+    ):
+        assert key in model.history
+    # the fraction loss falls during training
+    loss = model.history["fraction_loss_train"].iloc[:, 0].to_numpy()
+    assert loss[-1] < 0.5 * loss[0]
+    z = model.get_latent_representation()
+    assert z.shape == (bulk.n_obs, 128)
+
+
+def test_same_seed_same_fractions_and_inputs_unchanged():
+    ref, bulk = _problem(seed=3)
+    before_ref, before_bulk = fingerprint(ref), fingerprint(bulk)
+    a = _fit(ref, bulk, seed=1, max_epochs=3).get_fractions()
+    b = _fit(ref, bulk, seed=1, max_epochs=3).get_fractions()
+    c = _fit(ref, bulk, seed=2, max_epochs=3).get_fractions()
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+    assert fingerprint(ref) == before_ref and fingerprint(bulk) == before_bulk
+
+
+def test_save_load_identical(fitted, tmp_path):
+    model, ref, bulk = fitted
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="overwrite=True"):
+        model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", bulk=bulk)
+    pd.testing.assert_frame_equal(loaded.get_fractions(), model.get_fractions())
+    pd.testing.assert_frame_equal(loaded.get_fractions(bulk), model.get_fractions(bulk))
+    assert loaded.labels == model.labels and loaded.features == model.features
+    assert "fraction_loss_train" in loaded.history
+    # continuing needs the reference; with it, the domain distance works
+    again = DECODE.load(tmp_path / "m", reference=ref)
+    assert again.get_domain_distance(bulk).shape == (bulk.n_obs,)
+
+
+def test_load_refuses_code_and_bad_folders(fitted, tmp_path):
+    model, _, _bulk = fitted
+    model.save(tmp_path / "m")
+
+    class Exploit:
+        def __reduce__(self):
+            return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+    with open(tmp_path / "m" / "model_weights.pt", "wb") as fh:
+        pickle.dump({"x": Exploit()}, fh)
+    with pytest.raises(ValueError, match="could not be read as plain tensors"):
+        DECODE.load(tmp_path / "m")
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(FileNotFoundError, match="No saved model folder"):
+        DECODE.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a DECODE model folder"):
+        DECODE.load(tmp_path / "empty")
+    model.save(tmp_path / "m2")
+    (tmp_path / "m2" / "model_attributes.json").write_text("{not json")
+    with pytest.raises(ValueError, match="corrupted"):
+        DECODE.load(tmp_path / "m2")
+
+
+def test_new_bulk_is_validated_against_features(fitted):
+    model, _, bulk = fitted
+    with pytest.raises(ValueError, match="lack 5 of the 200 features"):
+        model.get_fractions(bulk[:, 5:].copy())
+    # extra or reordered features are fine
+    shuffled = bulk[:, np.random.default_rng(0).permutation(bulk.n_vars)].copy()
+    pd.testing.assert_frame_equal(model.get_fractions(shuffled), model.get_fractions(bulk), atol=1e-5)
+
+
+def test_absolute_mode_reports_planted_unknown():
+    ref, bulk = _problem(seed=4, unknown=["type3"], n_samples=60)
+    ref = ref[ref.obs["cell_type"] != "type3"].copy()
+    ref.obs["cell_type"] = ref.obs["cell_type"].cat.remove_unused_categories()
+    model = _fit(ref, bulk, model_kwargs={"mode": "absolute"}, max_epochs=60)
+    f = model.get_fractions()
+    assert list(f.columns) == ["type0", "type1", "type2", "unknown"]
+    np.testing.assert_allclose(f.sum(axis=1), 1.0, atol=1e-5)
+    truth = bulk.obsm["fractions"]
+    # the unknown share follows the planted one
+    assert np.corrcoef(f["unknown"], truth["unknown"])[0, 1] > 0.6
+    assert np.sqrt(((f["unknown"] - truth["unknown"]) ** 2).mean()) < 0.15
+    assert dco.metrics.ccc(f, truth) > 0.85
+
+
+def test_mudata_path():
+    ref, bulk = _problem(seed=5)
+    mdata = MuData({"rna": bulk})
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_mudata(mdata, modality="rna")
+    model = DECODE(ref, mdata)
+    model.train(**FAST)
+    f = model.get_fractions()
+    assert dco.metrics.ccc(f, bulk.obsm["fractions"]) > 0.9
+    pd.testing.assert_frame_equal(model.get_fractions(mdata, modality="rna"), f)
+    with pytest.raises(KeyError, match="Modality 'prot' is not in the MuData"):
+        DECODE.setup_mudata(mdata, modality="prot")
+
+
+def test_setup_errors():
+    ref, _bulk = _problem()
+    with pytest.raises(KeyError, match="labels_key 'celltype' is not a column"):
+        DECODE.setup_anndata(ref, labels_key="celltype")
+    with pytest.raises(KeyError, match="Layer 'counts' is not in adata.layers"):
+        DECODE.setup_anndata(ref, labels_key="cell_type", layer="counts")
+    DECODE.setup_anndata(ref)
+    with pytest.raises(ValueError, match="registered without labels_key"):
+        DECODE(ref)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    with pytest.raises(ValueError, match="mode must be"):
+        DECODE(ref, mode="both")
+
+
+def test_stages_switch_off():
+    ref, bulk = _problem(seed=6)
+    model = _fit(ref, bulk, adversarial=False, denoise=False, max_epochs=3)
+    assert "adversarial_loss_train" not in model.history
+    assert "contrastive_loss_train" not in model.history
+    assert model.train_settings_["denoise"] is False
+
+
+def test_contrastive_gradient_reaches_denoiser():
+    module = dco.model.DECODEModule(20, 3)
+    z = torch.randn(8, 128)
+    signal, noise = module.denoiser(z + 0.1 * torch.randn_like(z))
+    module.contrastive_loss(z, signal, noise).backward()
+    grads = [p.grad for p in module.denoiser.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
