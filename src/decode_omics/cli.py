@@ -41,13 +41,22 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    dec.add_argument("--reference", required=True, action="append", metavar="[MOD=]REF.h5ad",
-                     help="single-cell reference; for .h5mu bulk give one per modality as MOD=path (repeatable)")
+    dec.add_argument(
+        "--reference",
+        required=True,
+        action="append",
+        metavar="[MOD=]REF.h5ad",
+        help="single-cell reference; for .h5mu bulk give one per modality as MOD=path (repeatable)",
+    )
     dec.add_argument("--labels-key", required=True, help="obs column of the reference with cell types or states")
     dec.add_argument("--bulk", required=True, metavar="BULK.h5ad|BULK.h5mu", help="bulk samples x features")
     dec.add_argument("--out", required=True, metavar="OUT.h5ad|OUT.h5mu", help="where to write the result")
-    dec.add_argument("--mode", choices=["relative", "absolute"], default="relative",
-                     help="relative fractions, or absolute with an 'unknown' share (default: relative)")
+    dec.add_argument(
+        "--mode",
+        choices=["relative", "absolute"],
+        default="relative",
+        help="relative fractions, or absolute with an 'unknown' share (default: relative)",
+    )
     dec.add_argument("--key-added", default="decode", help="key for the results (default: decode)")
     dec.add_argument("--layer", default=None, help="bulk layer to use instead of X")
     dec.add_argument("--reference-layer", default=None, help="reference layer to use instead of X")
@@ -85,14 +94,14 @@ def _read(path: str):
             return mudata.read_h5mu(p)
         if p.suffix == ".h5ad":
             return ad.read_h5ad(p)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file for the user
+    except Exception as err:
         raise InputError(f"Could not read {p}: {type(err).__name__}: {err}") from err
     raise InputError(f"{p}: expected a .h5ad or .h5mu file.")
 
 
 def _references(specs: list[str], multimodal: bool) -> dict:
     if not multimodal:
-        if len(specs) != 1 or "=" in specs[0] and not Path(specs[0]).is_file():
+        if len(specs) != 1 or ("=" in specs[0] and not Path(specs[0]).is_file()):
             raise InputError("An .h5ad bulk takes exactly one --reference path (MOD=path is for .h5mu bulk).")
         return {None: _read(specs[0])}
     refs = {}
@@ -149,8 +158,11 @@ def _deconvolve(args) -> int:
         frames = [t.assign(modality=m) if m else t for m, t in tables.items()]
         pd.concat(frames).to_csv(args.csv)
     n = sum(len(t) for t in tables.values())
-    print(f"Deconvolved {n} samples in {time.perf_counter() - start:.0f} s; wrote {out}"
-          + (f" and {args.csv}" if args.csv else "") + ".")
+    print(
+        f"Deconvolved {n} samples in {time.perf_counter() - start:.0f} s; wrote {out}"
+        + (f" and {args.csv}" if args.csv else "")
+        + "."
+    )
     return 0
 
 
@@ -162,8 +174,10 @@ def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
 
     reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=seed)
     truth = bulk.obsm["fractions"]
-    print(f"Reference: {reference.n_obs} cells, {reference.obs['bulk_labels'].nunique()} labels; "
-          f"bulk: {bulk.n_obs} pseudo-bulk samples of 40 cells from the other {700 - reference.n_obs}-odd cells.")
+    print(
+        f"Reference: {reference.n_obs} cells, {reference.obs['bulk_labels'].nunique()} labels; "
+        f"bulk: {bulk.n_obs} pseudo-bulk samples of 40 cells from the other {700 - reference.n_obs}-odd cells."
+    )
     start = time.perf_counter()
     scvi.settings.seed = seed
     dco.model.DECODE.setup_anndata(reference, labels_key="bulk_labels")

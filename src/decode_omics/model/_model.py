@@ -104,7 +104,8 @@ class DECODE(BaseModelClass):
     cells_per_sample
         Cells per pseudo-tissue.
     pseudotissue
-        ``"parametric"`` or ``"cells"`` (see :class:`~decode_omics.model._data.PseudoTissueConfig`).
+        ``"parametric"`` (each label's contribution drawn from a normal distribution with the label's per-feature
+        mean and variance: nothing to memorise) or ``"cells"`` (sums of real reference cells).
     fractions
         Fraction prior of the pseudo-tissues.
     standardize
@@ -531,7 +532,7 @@ class DECODE(BaseModelClass):
 
     @property
     def history(self) -> dict[str, pd.DataFrame]:
-        """Per-epoch training metrics (scvi-tools convention: name -> one-column DataFrame indexed by epoch)."""
+        """Per-epoch training metrics, a dict mapping each name to a one-column DataFrame indexed by epoch."""
         return self.history_ or {}
 
     # ------------------------------------------------------------------ save / load

@@ -134,6 +134,7 @@ class DECODETrainingPlan(pl.LightningModule):
         return losses
 
     def training_step(self, batch, batch_idx):
+        """One optimisation step; logs every loss term per epoch."""
         losses = self._losses(batch, train=True)
         n = batch["x"].shape[0]
         for name, value in losses.items():
@@ -142,10 +143,12 @@ class DECODETrainingPlan(pl.LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx):
+        """Fraction loss on held-out pseudo-tissues (used for early stopping)."""
         losses = self._losses(batch, train=False)
         n = batch["x"].shape[0]
         self.log("validation_loss", losses["loss"], on_epoch=True, batch_size=n)
         self.log("fraction_loss_validation", losses["fraction_loss"], on_epoch=True, batch_size=n)
 
     def configure_optimizers(self):
+        """Adam over all parameters (encoder, denoiser, heads, discriminator, projector)."""
         return torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)

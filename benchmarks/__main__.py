@@ -1,0 +1,209 @@
+"""Run the decode-omics benchmarks.
+
+    python -m benchmarks run --quick        # DECODE and NNLS, one seed, every scenario
+    python -m benchmarks run --full         # plus the ablation, three seeds
+    python -m benchmarks throughput         # the pseudo-tissue engine against per-sample loops
+
+``run`` writes ``benchmarks/results/scores.csv`` (one row per scenario x task x method x seed), ``summary.csv`` and
+``docs/benchmarks.md`` with figures in ``docs/_static/benchmarks/``. Every (scenario, method, seed) job runs in its own
+process so that its wall time and peak resident memory are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DOCS = HERE.parent / "docs"
+
+QUICK_METHODS = ["DECODE", "NNLS"]
+FULL_METHODS = [
+    "DECODE",
+    "DECODE no adversarial",
+    "DECODE no denoiser",
+    "DECODE neither",
+    "DECODE research settings",
+    "NNLS",
+]
+
+
+def score(estimate: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Pooled CCC / RMSE / r and per-label CCC over the labels both have, each side renormalised over them."""
+    import decode_omics as dco
+
+    labels = [c for c in truth.columns if c in estimate.columns and c != "unknown"]
+    e = estimate.loc[truth.index, labels]
+    t = truth[labels]
+    e = e.div(e.sum(axis=1).replace(0, np.nan), axis=0).fillna(1 / len(labels))
+    t = t.div(t.sum(axis=1), axis=0)
+    out = {
+        "ccc": dco.metrics.ccc(e, t),
+        "rmse": dco.metrics.rmse(e, t),
+        "pearson": dco.metrics.pearson(e, t),
+        "per_label_ccc": json.dumps({k: round(float(v), 4) for k, v in dco.metrics.ccc(e, t, per_label=True).items()}),
+    }
+    if "unknown" in truth.columns and "unknown" in estimate.columns:
+        out["unknown_rmse"] = float(np.sqrt(((estimate.loc[truth.index, "unknown"] - truth["unknown"]) ** 2).mean()))
+    return out
+
+
+def job(args) -> None:
+    """One scenario x method x seed in this process; writes a JSON list of rows."""
+    from .methods import methods
+    from .scenarios import SCENARIOS
+
+    tasks = SCENARIOS[args.scenario]()
+    fn = methods(args.max_epochs)[args.method]
+    rows, estimates = [], []
+    for task in tasks:
+        start = time.perf_counter()
+        estimate = fn(task, args.seed)
+        seconds = time.perf_counter() - start
+        long = estimate.loc[task.truth.index].melt(ignore_index=False, var_name="label", value_name="estimate")
+        truth = task.truth.melt(ignore_index=False, var_name="label", value_name="truth")
+        merged = long.reset_index().merge(truth.reset_index(), on=["index", "label"], how="inner")
+        estimates.append(merged.assign(scenario=task.scenario, task=task.name))
+        rows.append(
+            {
+                "scenario": task.scenario,
+                "task": task.name,
+                "method": args.method,
+                "seed": args.seed,
+                "seconds": seconds,
+                **score(estimate, task.truth),
+            }
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MB on Linux
+    for row in rows:
+        row["peak_rss_mb"] = peak
+    Path(args.out).write_text(json.dumps(rows))
+    pd.concat(estimates).to_csv(Path(args.out).with_suffix(".csv.gz"), index=False)
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    import scvi
+    import torch
+
+    import decode_omics
+
+    return {
+        "decode-omics": decode_omics.__version__,
+        "scvi-tools": scvi.__version__,
+        "torch": torch.__version__,
+        "anndata": version("anndata"),
+        "python": platform.python_version(),
+    }
+
+
+def run(args) -> None:
+    from .scenarios import SCENARIOS
+
+    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    methods = args.methods.split(",") if args.methods else (FULL_METHODS if args.full else QUICK_METHODS)
+    seeds = list(range(args.seeds if args.seeds else (3 if args.full else 1)))
+    RESULTS.mkdir(exist_ok=True)
+    cache = RESULTS / "jobs"
+    cache.mkdir(exist_ok=True)
+    rows = []
+    for scenario in scenarios:
+        for method in methods:
+            for seed in seeds if method != "NNLS" else [0]:
+                tag = f"{scenario}__{method.replace(' ', '_')}__{seed}__{args.max_epochs or 'default'}"
+                out = cache / f"{tag}.json"
+                if not out.exists() or args.rerun:
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "benchmarks",
+                        "job",
+                        "--scenario",
+                        scenario,
+                        "--method",
+                        method,
+                        "--seed",
+                        str(seed),
+                        "--out",
+                        str(out),
+                    ]
+                    if args.max_epochs:
+                        cmd += ["--max-epochs", str(args.max_epochs)]
+                    start = time.perf_counter()
+                    proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
+                    if proc.returncode != 0:
+                        print(f"FAILED {tag}:\n{proc.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    print(f"{tag}: {time.perf_counter() - start:.0f} s", flush=True)
+                    cached = False
+                else:
+                    cached = True
+                for row in json.loads(out.read_text()):
+                    rows.append(row | {"cached": cached})
+    scores = pd.DataFrame(rows)
+    scores.to_csv(RESULTS / "scores.csv", index=False)
+    summary = (
+        scores.groupby(["scenario", "task", "method"])
+        .agg(
+            ccc=("ccc", "mean"),
+            ccc_sd=("ccc", "std"),
+            rmse=("rmse", "mean"),
+            pearson=("pearson", "mean"),
+            seconds=("seconds", "mean"),
+            peak_rss_mb=("peak_rss_mb", "max"),
+            seeds=("seed", "nunique"),
+        )
+        .reset_index()
+    )
+    summary.to_csv(RESULTS / "summary.csv", index=False)
+    from .report import write_report
+
+    write_report(scores, summary, _versions(), DOCS)
+    print(summary.to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the scenarios and write results and docs/benchmarks.md")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="DECODE and NNLS, one seed (default)")
+    g.add_argument("--full", action="store_true", help="all DECODE variants, three seeds")
+    r.add_argument("--scenarios", help="comma-separated subset")
+    r.add_argument("--methods", help="comma-separated subset")
+    r.add_argument("--seeds", type=int, help="number of seeds")
+    r.add_argument("--max-epochs", type=int, help="override DECODE's training epochs")
+    r.add_argument("--rerun", action="store_true", help="ignore cached job results")
+    j = sub.add_parser("job", help=argparse.SUPPRESS)
+    j.add_argument("--scenario", required=True)
+    j.add_argument("--method", required=True)
+    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--max-epochs", type=int)
+    j.add_argument("--out", required=True)
+    sub.add_parser("throughput", help="time the pseudo-tissue engine against per-sample loops")
+    args, rest = parser.parse_known_args(argv)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    if args.command == "run":
+        run(args)
+    elif args.command == "job":
+        job(args)
+    else:
+        from .simulate_throughput import main as throughput
+
+        throughput(rest)
+
+
+if __name__ == "__main__":
+    main()
