@@ -31,7 +31,7 @@ DOCS = HERE.parent / "docs"
 QUICK_METHODS = ["DECODE", "NNLS"]
 FULL_METHODS = [
     "DECODE",
-    "DECODE no adversarial",
+    "DECODE + adversarial",
     "DECODE no denoiser",
     "DECODE neither",
     "DECODE research settings",
@@ -142,7 +142,8 @@ def run(args) -> None:
                     if args.max_epochs:
                         cmd += ["--max-epochs", str(args.max_epochs)]
                     start = time.perf_counter()
-                    proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
+                    env = os.environ | {"OMP_NUM_THREADS": str(args.threads), "NUMBA_NUM_THREADS": str(args.threads)}
+                    proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, env=env)
                     if proc.returncode != 0:
                         print(f"FAILED {tag}:\n{proc.stderr[-2000:]}", file=sys.stderr)
                         continue
@@ -186,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seeds", type=int, help="number of seeds")
     r.add_argument("--max-epochs", type=int, help="override DECODE's training epochs")
     r.add_argument("--rerun", action="store_true", help="ignore cached job results")
+    r.add_argument("--threads", type=int, default=1, help="CPU threads per job (default 1: jobs are timed alike)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
     j.add_argument("--scenario", required=True)
     j.add_argument("--method", required=True)

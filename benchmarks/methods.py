@@ -15,15 +15,15 @@ from .scenarios import Task
 
 #: DECODE variants: (model keyword arguments, train keyword arguments). Defaults are the package's defaults.
 DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
-    "DECODE": ({}, {}),
-    "DECODE no adversarial": ({}, {"adversarial": False}),
+    "DECODE": ({}, {}),  # denoiser on, adversarial stage off (the defaults)
+    "DECODE + adversarial": ({}, {"adversarial": True}),
     "DECODE no denoiser": ({}, {"denoise": False}),
     "DECODE neither": ({}, {"adversarial": False, "denoise": False}),
     # The research code's settings (DECODE-REFERENCE.md §1, §4, §5) on our corrected implementation: sums of real
     # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment.
     "DECODE research settings": (
         {"pseudotissue": "cells", "fractions": "uniform", "cells_per_sample": 30},
-        {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "align": "both"},
+        {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "adversarial": True, "align": "both"},
     ),
 }
 

@@ -118,7 +118,8 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         "Written by `python -m benchmarks run` (`--quick`: DECODE and NNLS, one seed; `--full`: every DECODE variant,",
         "three seeds). Scores are pooled over samples x labels after renormalising estimate and truth over the labels",
         "both have; seconds are fit + predict; peak RSS is the job process's maximum resident memory (it includes",
-        "about 0.6 GB of imported libraries). Rows marked *cached* reuse a job result from an earlier run.",
+        "about 0.6 GB of imported libraries). Each job runs single-threaded (`--threads 1`) so that times compare.",
+        "Rows marked *cached* reuse a job result from an earlier run.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only. Versions: "
         + ", ".join(f"{k} {v}" for k, v in versions.items())

@@ -44,7 +44,7 @@ def _fit(ref, bulk, seed=0, model_kwargs=None, **train):
 @pytest.fixture(scope="module")
 def fitted():
     ref, bulk = _problem()
-    return _fit(ref, bulk), ref, bulk
+    return _fit(ref, bulk, adversarial=True), ref, bulk
 
 
 def test_recovers_easy_problem(fitted):

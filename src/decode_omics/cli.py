@@ -61,9 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--layer", default=None, help="bulk layer to use instead of X")
     dec.add_argument("--reference-layer", default=None, help="reference layer to use instead of X")
     dec.add_argument("--max-epochs", type=int, default=None, help="training epochs (default: 100, early stopping)")
+    dec.add_argument("--n-pseudotissues", type=int, default=None, help="pseudo-tissues per epoch (default: 2048)")
     dec.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     dec.add_argument("--csv", default=None, metavar="FRACTIONS.csv", help="also write the fractions as CSV")
-    dec.add_argument("--save-model", default=None, metavar="DIR", help="also save the trained model (AnnData only)")
+    dec.add_argument(
+        "--save-model",
+        default=None,
+        metavar="DIR",
+        help="also save the trained model (.h5ad bulk only; one model per run)",
+    )
     dec.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: auto)")
     dec.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
@@ -99,34 +105,63 @@ def _read(path: str):
     raise InputError(f"{p}: expected a .h5ad or .h5mu file.")
 
 
-def _references(specs: list[str], multimodal: bool) -> dict:
-    if not multimodal:
+def _read_reference(path: str):
+    if Path(path).suffix != ".h5ad":
+        raise InputError(f"--reference {path}: a reference is a single-cell .h5ad file (cells x features).")
+    return _read(path)
+
+
+def _references(specs: list[str], bulk) -> dict:
+    from mudata import MuData
+
+    if not isinstance(bulk, MuData):
         if len(specs) != 1 or ("=" in specs[0] and not Path(specs[0]).is_file()):
             raise InputError("An .h5ad bulk takes exactly one --reference path (MOD=path is for .h5mu bulk).")
-        return {None: _read(specs[0])}
+        return {None: _read_reference(specs[0])}
     refs = {}
     for spec in specs:
         if "=" not in spec:
             raise InputError(f"--reference {spec!r}: for .h5mu bulk write MOD=path, e.g. --reference rna=ref.h5ad.")
         mod, path = spec.split("=", 1)
-        refs[mod] = _read(path)
+        if mod not in bulk.mod:
+            raise InputError(f"--reference {spec!r}: {mod!r} is not a modality of the bulk ({list(bulk.mod)}).")
+        refs[mod] = _read_reference(path)
     return refs
+
+
+def _check_outputs(args, multimodal: bool) -> None:
+    """Refuse, before any training, outputs that cannot be written or would replace files silently."""
+    for flag, target in [("--out", args.out), ("--csv", args.csv), ("--save-model", args.save_model)]:
+        if target is None:
+            continue
+        p = Path(target)
+        if not p.parent.is_dir():
+            raise InputError(f"{flag} {p}: the folder {p.parent} does not exist; create it first.")
+        exists = p.is_file() or (p.is_dir() and any(p.iterdir()))
+        if exists and not args.overwrite:
+            raise InputError(f"{flag} {p} exists; pass --overwrite to replace it.")
+    if args.save_model and multimodal:
+        raise InputError(
+            "--save-model saves one model and applies to an .h5ad bulk; for .h5mu, deconvolve in Python with "
+            "dco.tl.deconvolve(..., return_model=True) and save each modality's model."
+        )
 
 
 def _deconvolve(args) -> int:
     import decode_omics as dco
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"{out} exists; pass --overwrite to replace it.")
-    bulk = _read(args.bulk)
     multimodal = Path(args.bulk).suffix == ".h5mu"
     if multimodal != (out.suffix == ".h5mu"):
         raise InputError(f"--out must have the same kind of file as --bulk ({Path(args.bulk).suffix}).")
-    refs = _references(args.reference, multimodal)
+    _check_outputs(args, multimodal)
+    bulk = _read(args.bulk)
+    refs = _references(args.reference, bulk)
     train_kwargs = {"accelerator": args.accelerator}
     if args.max_epochs is not None:
         train_kwargs["max_epochs"] = args.max_epochs
+    if args.n_pseudotissues is not None:
+        train_kwargs["n_pseudotissues"] = args.n_pseudotissues
     start = time.perf_counter()
     try:
         result = dco.tl.deconvolve(

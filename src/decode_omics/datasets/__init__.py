@@ -1,23 +1,11 @@
 """Data sets: the embedded demo (scanpy's bundled ``pbmc68k_reduced``) and loaders for public data on disk."""
 
 from ._demo import pbmc68k_reference_and_bulk
-from ._public import (
-    BONE_MARROW_PROTOCOL_TYPES,
-    CELLBENCH_CELL_LINES,
-    PBMC_BROAD_LABELS,
-    PBMC_BROAD_TYPES,
-    bone_marrow_metabolomics,
-    cellbench_mixtures,
-    cellbench_reference,
-    data_dir,
-    eccite_pbmc,
-    kidney_metabolomics,
-    kidney_tissue_metabolomics,
-    murine_cellline_proteomics,
-    pbmc_bulk,
-    pbmc_sorted_10x,
-    tscp_cellcycle,
-)
+from ._metabolomics import bone_marrow_metabolomics, kidney_metabolomics, kidney_tissue_metabolomics
+from ._multiome import eccite_pbmc
+from ._paths import BONE_MARROW_PROTOCOL_TYPES, CELLBENCH_CELL_LINES, PBMC_BROAD_LABELS, PBMC_BROAD_TYPES, data_dir
+from ._proteomics import murine_cellline_proteomics, tscp_cellcycle
+from ._rna import cellbench_mixtures, cellbench_reference, pbmc_bulk, pbmc_sorted_10x
 
 __all__ = [
     "BONE_MARROW_PROTOCOL_TYPES",

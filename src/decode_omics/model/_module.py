@@ -105,7 +105,7 @@ class DECODEModule(nn.Module):
         n_labels: int,
         *,
         absolute: bool = False,
-        n_hidden: int = 512,
+        n_hidden: int = 256,
         n_latent: int = 128,
         dropout: float = 0.1,
     ):

@@ -20,6 +20,15 @@ def _lightweight(adata: AnnData, layer: str | None, labels_key: str | None = Non
     return AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
 
 
+def _check_reference(reference, labels_key: str, what: str) -> None:
+    if not isinstance(reference, AnnData):
+        raise TypeError(f"{what} must be an AnnData (cells x features), got {type(reference).__name__}.")
+    if labels_key not in reference.obs.columns:
+        raise KeyError(
+            f"labels_key {labels_key!r} is not a column of {what}.obs (columns: {list(reference.obs.columns)[:20]})."
+        )
+
+
 def _fit_one(
     bulk: AnnData,
     reference: AnnData,
@@ -36,10 +45,7 @@ def _fit_one(
 
     from ..model import DECODE
 
-    if labels_key not in reference.obs.columns:
-        raise KeyError(
-            f"labels_key {labels_key!r} is not a column of reference.obs (columns: {list(reference.obs.columns)[:20]})."
-        )
+    _check_reference(reference, labels_key, "reference")
     scvi.settings.seed = random_state
     ref = _lightweight(reference, reference_layer, labels_key)
     blk = _lightweight(bulk, layer)
@@ -169,7 +175,7 @@ def deconvolve(
         train_kwargs=train_kwargs,
         random_state=random_state,
     )
-    _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state)
+    _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
     logg.info(
         "    finished",
         time=start,
@@ -187,7 +193,7 @@ def _returned(result, models, return_model: bool):
     return models if result is None else (result, models)
 
 
-def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state) -> None:
+def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs) -> None:
     adata.obsm[key_added] = fractions
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
@@ -195,6 +201,7 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, ra
             "labels_key": labels_key,
             "mode": mode,
             "random_state": random_state,
+            "model_kwargs": dict(model_kwargs or {}),
             **{k: v for k, v in model.train_settings_.items() if v is not None},
         },
         "labels": list(fractions.columns),
@@ -237,6 +244,7 @@ def _deconvolve_mudata(
             raise KeyError(f"Modality {m!r} is not in the MuData (modalities: {list(mdata.mod)}).")
         if m not in reference:
             raise KeyError(f"No reference for modality {m!r}; pass reference={{{m!r}: reference_adata, ...}}.")
+        _check_reference(reference[m], labels_key, f"reference[{m!r}]")
     if key_added in mdata.mod:
         raise ValueError(f"key_added {key_added!r} is the name of a modality; choose another key_added.")
     mdata = mdata.copy() if copy else mdata
@@ -254,7 +262,7 @@ def _deconvolve_mudata(
             train_kwargs=train_kwargs,
             random_state=random_state,
         )
-        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, mode, random_state)
+        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
         models[m] = model
         mdata.obsm[f"{key_added}_{m}"] = fractions.reindex(mdata.obs_names)
         logg.info(

@@ -1,0 +1,159 @@
+"""The shared data folder, dataset constants and small helpers of the public-data loaders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+#: Environment variable naming the shared data folder (the folder that holds ``pbmc_flow_quasar/`` etc.).
+DATA_ENV_VAR = "DECODE_OMICS_DATA"
+
+#: Sorted population of :func:`pbmc_sorted_10x` -> broad label shared with the flow cytometry of :func:`pbmc_bulk`.
+PBMC_BROAD_LABELS: dict[str, str] = {
+    "nk": "NK",
+    "bcells": "B",
+    "monocytes": "Mono",
+    "thelper": "CD4T",
+    "memoryt": "CD4T",
+    "naivet": "CD4T",
+    "regulatoryt": "CD4T",
+    "cytotoxict": "CD8T",
+    "naivecytotoxic": "CD8T",
+}
+
+#: The five broad PBMC labels, in the column order of ``pbmc_bulk(...).obsm["fractions"]``.
+PBMC_BROAD_TYPES: tuple[str, ...] = ("B", "CD4T", "CD8T", "NK", "Mono")
+
+#: The five bone-marrow types of the DECODE paper's metabolomics protocol (HSC is the held-out "unknown" type).
+BONE_MARROW_PROTOCOL_TYPES: tuple[str, ...] = ("Erythroid", "T", "B", "GMP", "Myeloid")
+
+#: The three lung adenocarcinoma lines of CellBench, in the column order of the mixture truth.
+CELLBENCH_CELL_LINES: tuple[str, ...] = ("H1975", "H2228", "HCC827")
+
+# Public source of each folder, quoted in the error raised when a file is missing.
+_SOURCES: dict[str, str] = {
+    "pbmc_sorted_10x_mudan": (
+        "github.com/JEFworks/MUDAN data/referenceCounts.rda + data/referenceAnnot.rda "
+        "(10x Genomics purified PBMC populations, Zheng et al. 2017)"
+    ),
+    "pbmc_flow_quasar": "github.com/SergejRuff/QuasarDeconData data/GSE107011.rda, data/GSE107572.rda (GEO GSE107011, "
+    "GSE107572)",
+    "monaco2019_pbmc": "Table S6 of Monaco et al. 2019 (github.com/LieberInstitute/deconvo_lute-paper "
+    "cohort3/data/monaco_et_al_2019/manuscript/flow_cytometry_true_cell_type_proportions_s13.csv; GEO GSE107011)",
+    "cellbench_lung_mixtures": "github.com/LuyiTian/sc_mixology data/csv/ (GEO GSE118767)",
+    "scp_murine_cellline": "github.com/TencentAILabHealthcare/scpDeconv data/murine_cellline/",
+    "scp_cellcycle_tscp": "github.com/TencentAILabHealthcare/scPROTEIN "
+    "downstream_application/cell_cycle_analysis/data/T-SCP.h5ad",
+    "scm_bone_marrow_decode": "github.com/forceworker/DECODE data/bone_marrow_mb/bone_marrow.h5ad",
+    "metaboprofiles_kidney_metaproviz": "github.com/saezlab/MetaProViz data/intracell_raw.rda, data/tissue_norm.rda "
+    "(Metabolomics Workbench PR001418 / ST002224)",
+    "citeseq_eccite_pbmc_citefuse": "github.com/SydneyBioX/CiteFuse data/CITEseq_example.rda (GEO GSE126310)",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# locating files
+# --------------------------------------------------------------------------------------------------------------------
+def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """The folder that holds the public data sets (one sub-folder per data set, each with a ``MANIFEST.md``).
+
+    Resolved in this order: the ``path`` argument; else the environment variable ``DECODE_OMICS_DATA``; else
+    ``../shared/data`` relative to the current working directory (the layout of the project, run from its root);
+    else a ``shared/data`` folder found by walking up from this file (a ``shared/`` next to, or inside, the
+    repository).
+
+    Parameters
+    ----------
+    path
+        Explicit data folder. Takes precedence over everything else.
+
+    Returns
+    -------
+    The absolute path of the data folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` or ``DECODE_OMICS_DATA`` names a folder that does not exist, or when neither is given and no
+        ``shared/data`` folder is found.
+    """
+    if path is not None:
+        return _existing_dir(Path(path), "the `path` argument")
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        return _existing_dir(Path(env), f"the environment variable {DATA_ENV_VAR}")
+    candidates = [Path.cwd() / ".." / "shared" / "data"]
+    candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates[:3]) + ", ..."
+    raise FileNotFoundError(
+        f"No public data folder found (tried {tried}). Pass `path=` to the loader or set the environment variable "
+        f"{DATA_ENV_VAR} to the folder that holds the data-set folders (e.g. `pbmc_flow_quasar/`)."
+    )
+
+
+def _existing_dir(p: Path, origin: str) -> Path:
+    p = p.expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(
+            f"The data folder {str(p)!r} given by {origin} does not exist. Point it at the folder that holds the "
+            f"data-set folders (e.g. `pbmc_flow_quasar/`), with `path=` or the environment variable {DATA_ENV_VAR}."
+        )
+    return p.resolve()
+
+
+def _file(folder: str, name: str, path: str | os.PathLike | None) -> Path:
+    """The path of ``<data_dir>/<folder>/<name>``, or a ``FileNotFoundError`` that says how to fix it."""
+    root = data_dir(path)
+    f = root / folder / name
+    if not f.is_file():
+        raise FileNotFoundError(
+            f"Expected data file {name!r} at {str(f)!r}, but it is not there. Pass `path=` (the folder that holds "
+            f"`{folder}/`) or set the environment variable {DATA_ENV_VAR}; the data folder in use is {str(root)!r}. "
+            f"Public source: {_SOURCES[folder]}."
+        )
+    return f
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}.")
+    return value
+
+
+def _categorical(values, categories=None) -> pd.Categorical:
+    values = pd.Series(values).astype("string").str.strip()
+    if categories is None:
+        categories = sorted(values.dropna().unique())
+    return pd.Categorical(values.to_numpy(dtype=object, na_value=None), categories=list(categories))
+
+
+def _dense32(X) -> np.ndarray:
+    X = X.toarray() if sp.issparse(X) else np.asarray(X)
+    return X.astype(np.float32, copy=False)
+
+
+def _csr32(X) -> sp.csr_matrix:
+    return sp.csr_matrix(X, dtype=np.float32)
+
+
+def _describe(adata, **info: str) -> None:
+    adata.uns["dataset"] = {k: v for k, v in info.items() if v is not None}
+
+
+def _read_h5ad(f: Path) -> AnnData:
+    import warnings
+
+    import anndata as ad
+
+    with warnings.catch_warnings():  # non-unique names are handled by the callers
+        warnings.filterwarnings("ignore", message=".*names are not unique.*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*written without encoding metadata.*")  # old h5ad files
+        return ad.read_h5ad(f)
