@@ -22,7 +22,7 @@ DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
     # The research code's settings (DECODE-REFERENCE.md §1, §4, §5) on our corrected implementation: sums of real
     # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment.
     "DECODE research settings": (
-        {"pseudotissue": "cells", "fractions": "uniform", "cells_per_sample": 30},
+        {"pseudotissue": "cells", "standardize": False, "fractions": "uniform", "cells_per_sample": 30},
         {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "adversarial": True, "align": "both"},
     ),
 }

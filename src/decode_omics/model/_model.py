@@ -67,6 +67,15 @@ def _select_features(X, var_names: pd.Index, candidates: pd.Index, n_features: i
     return candidates[top]
 
 
+def _count_like(X, scale_report) -> bool:
+    """Integer counts, or normalised counts (rows of the linear matrix sum to the same total)."""
+    if scale_report.scale == "counts":
+        return True
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    totals = totals[totals > 0]
+    return bool(totals.size > 1 and np.std(totals) / np.mean(totals) < 1e-2)
+
+
 class DECODE(BaseModelClass):
     """DECODE deconvolution of bulk omics from a single-cell reference.
 
@@ -102,11 +111,22 @@ class DECODE(BaseModelClass):
         Cells per pseudo-tissue.
     pseudotissue
         ``"parametric"`` (each label's contribution drawn from a normal distribution with the label's per-feature
-        mean and variance: nothing to memorise) or ``"cells"`` (sums of real reference cells).
+        mean and variance: nothing to memorise), ``"cells"`` (sums of real reference cells) or ``"auto"``.
     fractions
         Fraction prior of the pseudo-tissues.
     standardize
-        Scale every feature of the normalised input by its spread over the pseudo-tissues.
+        Scale every feature of the normalised input by its spread over the pseudo-tissues, or ``"auto"``.
+
+    Notes
+    -----
+    ``"auto"`` (the default for ``pseudotissue`` and ``standardize``) looks at the reference. Count-like data (integer
+    counts, or normalised counts whose rows sum to a constant, such as log1p-normalised scRNA-seq) get parametric
+    pseudo-tissues on unscaled compositions: counts are near-Poisson, so the normal approximation holds and scaling
+    features would amplify the sampling noise of low counts. Intensities (proteomics, metabolomics: arbitrary
+    per-feature scales, heavy-tailed cells) get sums of real cells on per-feature standardised compositions. Chosen on
+    the benchmark scenarios (pbmc68k halves 0.855 vs 0.737 standardised; DECODE's bone-marrow protocol 0.833 with real
+    cells and standardisation vs 0.482 parametric unscaled); the choice is stored in ``pseudotissue_`` and
+    ``standardize_``.
     min_cells
         Fewest reference cells a label must have.
 
@@ -132,9 +152,9 @@ class DECODE(BaseModelClass):
         n_latent: int = 128,
         dropout: float = 0.1,
         cells_per_sample: int = 30,
-        pseudotissue: Literal["parametric", "cells"] = "parametric",
+        pseudotissue: Literal["auto", "parametric", "cells"] = "auto",
         fractions: Literal["uniform", "dirichlet", "sparse"] = "dirichlet",
-        standardize: bool = False,
+        standardize: bool | Literal["auto"] = "auto",
         min_cells: int = 3,
     ):
         if mode not in ("relative", "absolute"):
@@ -168,6 +188,12 @@ class DECODE(BaseModelClass):
         self.labels_ = [str(label) for label in labels]
         self.mode_ = mode
         self.reference_scale_ = ref_scale.to_dict()
+        count_like = _count_like(X_ref, ref_scale)
+        if pseudotissue == "auto":
+            pseudotissue = "parametric" if count_like else "cells"
+        if standardize == "auto":
+            standardize = not count_like
+        self.pseudotissue_ = pseudotissue
         pos = ref_adata.var_names.get_indexer(features)
         X_ref = X_ref[:, pos]
         self._sampler = PseudoTissueSampler(
@@ -558,6 +584,8 @@ class DECODE(BaseModelClass):
             "mode": self.mode_,
             "module_kwargs": self.module_kwargs_,
             "denoise": getattr(self, "denoise_", True),
+            "pseudotissue": self.pseudotissue_,
+            "standardize": bool(self.standardize_),
             "train_settings": getattr(self, "train_settings_", {}),
             "is_trained": self.is_trained_,
             "history": history,
@@ -607,6 +635,8 @@ class DECODE(BaseModelClass):
         model.bulk_manager_, model.bulk_ = None, None
         model.summary_stats = {}
         model.features_, model.labels_, model.mode_ = features, labels, mode
+        model.pseudotissue_ = attrs.get("pseudotissue", "parametric")
+        model.standardize_ = bool(attrs.get("standardize", False))
         model.module_kwargs_ = module_kwargs
         model.module = module
         model.denoise_ = bool(attrs.get("denoise", True))
@@ -656,7 +686,7 @@ class DECODE(BaseModelClass):
             len(labels),
             PseudoTissueConfig(
                 cells_per_sample=int(init.get("cells_per_sample", 30)),
-                method=init.get("pseudotissue", "parametric"),
+                method=attrs.get("pseudotissue", "parametric"),
                 fractions=init.get("fractions", "dirichlet"),
                 noise_share=0.5 if self.mode_ == "absolute" else 0.1,
             ),
