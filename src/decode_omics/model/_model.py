@@ -68,12 +68,17 @@ def _select_features(X, var_names: pd.Index, candidates: pd.Index, n_features: i
 
 
 def _count_like(X, scale_report) -> bool:
-    """Integer counts, or normalised counts (rows of the linear matrix sum to the same total)."""
+    """Counts or normalised counts: integer values, rows that sum to one total (library-size normalised), or mostly
+    zeros (droplet and plate scRNA-seq; proteomics and metabolomics intensities are mostly detected values)."""
     if scale_report.scale == "counts":
         return True
     totals = np.asarray(X.sum(axis=1)).ravel()
     totals = totals[totals > 0]
-    return bool(totals.size > 1 and np.std(totals) / np.mean(totals) < 1e-2)
+    if totals.size > 1 and np.std(totals) / np.mean(totals) < 1e-2:
+        return True
+    n_entries = X.shape[0] * X.shape[1]
+    nonzero = X.nnz if sparse.issparse(X) else int(np.count_nonzero(X))
+    return bool(nonzero < 0.5 * n_entries)
 
 
 class DECODE(BaseModelClass):
@@ -120,7 +125,7 @@ class DECODE(BaseModelClass):
     Notes
     -----
     ``"auto"`` (the default for ``pseudotissue`` and ``standardize``) looks at the reference. Count-like data (integer
-    counts, or normalised counts whose rows sum to a constant, such as log1p-normalised scRNA-seq) get parametric
+    counts, normalised counts whose rows sum to a constant, or mostly-zero matrices such as scRNA-seq) get parametric
     pseudo-tissues on unscaled compositions: counts are near-Poisson, so the normal approximation holds and scaling
     features would amplify the sampling noise of low counts. Intensities (proteomics, metabolomics: arbitrary
     per-feature scales, heavy-tailed cells) get sums of real cells on per-feature standardised compositions. Chosen on
