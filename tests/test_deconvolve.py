@@ -97,7 +97,7 @@ def test_anndata_writes_fractions_and_uns(fitted):
     assert uns["labels"] == LABELS
     assert uns["n_features"] == 200
     assert uns["fit_seconds"] > 0
-    assert set(uns["history"]) >= {"fraction_loss_train", "fraction_loss_validation", "discriminator_accuracy_train"}
+    assert set(uns["history"]) >= {"fraction_loss_train", "fraction_loss_validation", "contrastive_loss_train"}
     assert all(len(v) == 20 for v in uns["history"].values())
 
     diag = uns["diagnostics"]
