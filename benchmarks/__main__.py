@@ -124,6 +124,8 @@ def run(args) -> None:
             for seed in seeds if method != "NNLS" else [0]:
                 tag = f"{scenario}__{method.replace(' ', '_')}__{seed}__{args.max_epochs or 'default'}"
                 out = cache / f"{tag}.json"
+                if not out.exists() and args.cached_only:
+                    continue
                 if not out.exists() or args.rerun:
                     cmd = [
                         sys.executable,
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seeds", type=int, help="number of seeds")
     r.add_argument("--max-epochs", type=int, help="override DECODE's training epochs")
     r.add_argument("--rerun", action="store_true", help="ignore cached job results")
+    r.add_argument("--cached-only", action="store_true", help="only report jobs that have cached results")
     r.add_argument("--threads", type=int, default=1, help="CPU threads per job (default 1: jobs are timed alike)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
     j.add_argument("--scenario", required=True)

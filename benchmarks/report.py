@@ -160,13 +160,9 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
     dec0 = scores[(scores["method"] == "DECODE") & (scores["seed"] == 0)]
     for _, r in dec0.iterrows():
         lines.append(f"- {r['scenario']} / {r['task']}: {r['per_label_ccc']}")
-    lines += [
-        "",
-        "## DECODE estimates against the truth (seed 0)",
-        "",
-        "![truth vs estimate](_static/benchmarks/decode_scatter.png)",
-        "",
-    ]
+    if est_files:
+        lines += ["", "## DECODE estimates against the truth (seed 0)", "",
+                  "![truth vs estimate](_static/benchmarks/decode_scatter.png)", ""]
     if (static / "ablation.png").exists():
         lines += ["## Ablation", "", "![ablation](_static/benchmarks/ablation.png)", ""]
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")

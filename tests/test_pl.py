@@ -56,7 +56,7 @@ def _mdata(frames: dict[str, pd.DataFrame]) -> md.MuData:
 def _history(epochs: int = 15) -> dict[str, pd.DataFrame]:
     t = np.arange(epochs)
     curves = {
-        "train_loss_epoch": 3 * np.exp(-t / 5) + 1,
+        "train_loss": 3 * np.exp(-t / 5) + 1,
         "validation_loss": 3 * np.exp(-t / 5) + 1.2,
         "fraction_loss_train": 0.4 * np.exp(-t / 4) + 0.01,
         "fraction_loss_validation": 0.4 * np.exp(-t / 4) + 0.02,
@@ -236,7 +236,7 @@ def test_training_from_model_dataframes(tmp_path):
     assert len(axs) == 2
     losses, accuracy = axs
     assert {line.get_label() for line in losses.get_lines()} == {
-        "train_loss_epoch",
+        "train_loss",
         "validation_loss",
         "fraction_loss_train",
         "fraction_loss_validation",

@@ -121,6 +121,8 @@ class DECODE(BaseModelClass):
         Fraction prior of the pseudo-tissues.
     standardize
         Scale every feature of the normalised input by its spread over the pseudo-tissues, or ``"auto"``.
+    min_cells
+        Fewest reference cells a label must have.
 
     Notes
     -----
@@ -132,8 +134,6 @@ class DECODE(BaseModelClass):
     the benchmark scenarios (pbmc68k halves 0.855 vs 0.737 standardised; DECODE's bone-marrow protocol 0.833 with real
     cells and standardisation vs 0.482 parametric unscaled); the choice is stored in ``pseudotissue_`` and
     ``standardize_``.
-    min_cells
-        Fewest reference cells a label must have.
 
     Examples
     --------

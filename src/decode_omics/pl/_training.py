@@ -13,7 +13,7 @@ import pandas as pd
 from ._utils import finish
 
 KNOWN = (
-    "train_loss_epoch",
+    "train_loss",
     "validation_loss",
     "fraction_loss_train",
     "fraction_loss_validation",
@@ -21,7 +21,7 @@ KNOWN = (
     "adversarial_loss_train",
     "discriminator_accuracy_train",
 )
-_GROUP = {"train_loss_epoch": "total", "validation_loss": "total"}
+_GROUP = {"train_loss": "total", "validation_loss": "total"}
 
 
 def _history(source: Any, key: str) -> dict[str, pd.Series]:
@@ -111,7 +111,7 @@ def training(
     key
         Key in ``.uns`` when an AnnData / MuData is passed.
     keys
-        Names to plot. By default those present of ``train_loss_epoch``, ``validation_loss``,
+        Names to plot. By default those present of ``train_loss``, ``validation_loss``,
         ``fraction_loss_train``, ``fraction_loss_validation``, ``contrastive_loss_train``,
         ``adversarial_loss_train`` and ``discriminator_accuracy_train`` (or every name, if none is).
     logy

@@ -1,4 +1,8 @@
-"""Compiled gather-add kernels: sum the drawn cells' rows into dense mixtures, one sample per thread."""
+"""Compiled gather-add kernels: sum the drawn cells' rows into dense mixtures.
+
+Single-threaded on purpose: numba's OpenMP workers busy-wait between parallel regions and starved torch's threads during
+training on a shared 2-core machine (7-15x slower epochs); the kernel is memory-bound, so threads gained little.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def gather_sum_csr(indptr, indices, data, n_features, draw_ptr, cells):  # pragma: no cover - compiled
     """``out[i] = sum of X[cells[draw_ptr[i]:draw_ptr[i + 1]]]`` for a CSR matrix X (float64 accumulation)."""
     n_samples = draw_ptr.size - 1
     out = np.empty((n_samples, n_features), dtype=np.float32)
-    for i in numba.prange(n_samples):
+    for i in range(n_samples):
         acc = np.zeros(n_features, dtype=np.float64)
         for d in range(draw_ptr[i], draw_ptr[i + 1]):
             c = cells[d]
@@ -22,13 +26,13 @@ def gather_sum_csr(indptr, indices, data, n_features, draw_ptr, cells):  # pragm
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def gather_sum_dense(X, draw_ptr, cells):  # pragma: no cover - compiled
     """``out[i] = sum of X[cells[draw_ptr[i]:draw_ptr[i + 1]]]`` for a dense matrix X (float64 accumulation)."""
     n_samples = draw_ptr.size - 1
     n_features = X.shape[1]
     out = np.empty((n_samples, n_features), dtype=np.float32)
-    for i in numba.prange(n_samples):
+    for i in range(n_samples):
         acc = np.zeros(n_features, dtype=np.float64)
         for d in range(draw_ptr[i], draw_ptr[i + 1]):
             c = cells[d]

@@ -92,7 +92,7 @@ def mix(sample_of_draw: np.ndarray, cells: np.ndarray, n_samples: int, X) -> np.
     """Sum the drawn cells' profiles into ``n_samples`` dense float32 mixtures (float64 accumulation, no overflow).
 
     ``sample_of_draw`` must be sorted (as :meth:`LabelIndex.sample_cells` returns it). A compiled gather-add over the
-    CSR rows (or dense rows) of ``X``, parallel over samples: the same work as ``M @ X`` with a sparse mixing matrix
+    CSR rows (or dense rows) of ``X``, one sample at a time: the same work as ``M @ X`` with a sparse mixing matrix
     ``M``, without building a sparse product.
     """
     draw_ptr = np.zeros(n_samples + 1, dtype=np.int64)
