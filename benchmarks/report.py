@@ -127,6 +127,13 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         "",
         "![CCC heatmap](_static/benchmarks/ccc_heatmap.png)",
         "",
+        "Caveats: the only peer run here so far is NNLS; the other peers' figures in the Targets table are quoted",
+        "from `FINDINGS.md` (measured on the same data with each peer's own defaults). `DECODE no denoiser` and",
+        "`DECODE neither` are the same configuration now that the adversarial stage is off by default, and give",
+        "identical numbers (same seed). `DECODE research settings` runs the research code's settings (summed real",
+        "cells, uniform fractions, Adam 1e-4, batch 64, no input noise, two-sided alignment) in this implementation,",
+        "not the research code itself.",
+        "",
         "## Results",
         "",
         "| scenario | task | method | CCC (mean ± sd) | RMSE | r | seconds | peak RSS (MB) | seeds | cached |",
@@ -161,8 +168,13 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
     for _, r in dec0.iterrows():
         lines.append(f"- {r['scenario']} / {r['task']}: {r['per_label_ccc']}")
     if est_files:
-        lines += ["", "## DECODE estimates against the truth (seed 0)", "",
-                  "![truth vs estimate](_static/benchmarks/decode_scatter.png)", ""]
+        lines += [
+            "",
+            "## DECODE estimates against the truth (seed 0)",
+            "",
+            "![truth vs estimate](_static/benchmarks/decode_scatter.png)",
+            "",
+        ]
     if (static / "ablation.png").exists():
         lines += ["## Ablation", "", "![ablation](_static/benchmarks/ablation.png)", ""]
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")
