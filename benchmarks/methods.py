@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pandas as pd
 
 import decode_omics as dco
+from decode_omics.tl._deconvolve import _lightweight
 
 from .scenarios import Task
 
@@ -28,13 +29,6 @@ DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
 }
 
 
-def _lightweight(adata, labels_key=None):
-    obs = adata.obs[[labels_key]].copy() if labels_key else pd.DataFrame(index=adata.obs_names.copy())
-    from anndata import AnnData
-
-    return AnnData(adata.X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
-
-
 def run_decode(task: Task, seed: int, variant: str = "DECODE", max_epochs: int | None = None) -> pd.DataFrame:
     """Fit DECODE (a variant) on the task's reference and its bulk, return the fractions of the truth's labels."""
     import scvi
@@ -43,8 +37,8 @@ def run_decode(task: Task, seed: int, variant: str = "DECODE", max_epochs: int |
 
     model_kwargs, train_kwargs = DECODE_VARIANTS[variant]
     scvi.settings.seed = seed
-    ref = _lightweight(task.reference, task.labels_key)
-    bulk = _lightweight(task.bulk)
+    ref = _lightweight(task.reference, None, task.labels_key)
+    bulk = _lightweight(task.bulk, None)
     DECODE.setup_anndata(ref, labels_key=task.labels_key)
     DECODE.setup_anndata(bulk)
     model = DECODE(ref, bulk, mode=task.mode, **model_kwargs)
