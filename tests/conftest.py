@@ -60,3 +60,18 @@ def pbmc68k():
     import decode_omics as dco
 
     return dco.datasets.pbmc68k_reference_and_bulk()
+
+
+class _RefuseTraining:
+    """Stands in for ``DECODE.train`` (not a method, so the model never shows up in a failure's traceback)."""
+
+    def __call__(self, *args, **kwargs):
+        pytest.fail("DECODE.train was called before the inputs were validated")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail if a model starts training: input errors must be reported before any (possibly hours of) training."""
+    from decode_omics.model import DECODE
+
+    monkeypatch.setattr(DECODE, "train", _RefuseTraining())

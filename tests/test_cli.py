@@ -85,19 +85,6 @@ def fast_training(monkeypatch):
     monkeypatch.setattr(dco.tl, "deconvolve", fast)
 
 
-class _RefuseTraining:
-    """Stands in for ``DECODE.train`` (not a method, so the model never shows up in a failure's traceback)."""
-
-    def __call__(self, *args, **kwargs):
-        pytest.fail("DECODE.train was called before the inputs were validated")
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    """Input errors must be reported before any (possibly hours of) training."""
-    monkeypatch.setattr(DECODE, "train", _RefuseTraining())
-
-
 # ------------------------------------------------------------------------------------------------------------ runs
 def test_deconvolve_h5ad_with_csv_and_model(files, tmp_path, capsys):
     """The one run with the CLI's own training settings (2 epochs of the default 2048 pseudo-tissues)."""

@@ -45,19 +45,6 @@ def _assert_fractions(frame, index, columns):
     np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-5)
 
 
-class _RefuseTraining:
-    """Stands in for ``DECODE.train`` (not a method, so the model never shows up in a failure's traceback)."""
-
-    def __call__(self, *args, **kwargs):
-        pytest.fail("DECODE.train was called before the inputs were validated")
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fail if a model starts training: input errors must be reported before any training."""
-    monkeypatch.setattr(DECODE, "train", _RefuseTraining())
-
-
 # ---------------------------------------------------------------------------------------------------------- AnnData
 class _Fit(dict):
     """The fixture's results; a short repr, as scvi-tools models print themselves when repr'd in a failure report."""
