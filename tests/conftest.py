@@ -36,6 +36,35 @@ def synthetic_reference(
     return adata
 
 
+def reference_and_bulk(
+    seed: int = 0,
+    *,
+    cells_per_label: int = 120,
+    n_features: int = 200,
+    prefix: str = "gene",
+    n_samples: int = 30,
+    cells_per_sample: int = 200,
+    **simulate_kwargs,
+) -> tuple[AnnData, AnnData]:
+    """A synthetic reference and pseudo-bulk mixed from the other, disjoint half of the same cells."""
+    import decode_omics as dco
+
+    cells = synthetic_reference(seed=seed, cells_per_label=cells_per_label, n_features=n_features)
+    cells.var_names = [f"{prefix}{j}" for j in range(n_features)]
+    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
+    ref, query = cells[half].copy(), cells[~half].copy()
+    bulk = dco.pp.simulate_pseudobulk(
+        query,
+        "cell_type",
+        n_samples=n_samples,
+        cells_per_sample=cells_per_sample,
+        fractions="dirichlet",
+        random_state=seed,
+        **simulate_kwargs,
+    )
+    return ref, bulk
+
+
 def fingerprint(adata: AnnData) -> str:
     """A hash of everything in an AnnData that a function might mutate (scvi-tools' own ``_scvi_*`` registration
     columns, which ``DECODE.setup_anndata`` documents, are left out)."""

@@ -13,7 +13,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_reference
+from conftest import reference_and_bulk
 
 import decode_omics as dco
 from decode_omics.cli import main
@@ -28,14 +28,9 @@ SMALL = {"n_hidden": 64, "n_latent": 16}
 
 
 def _split(seed, n_features, prefix):
-    cells = synthetic_reference(seed=seed, cells_per_label=60, n_features=n_features)
-    cells.var_names = [f"{prefix}{j}" for j in range(n_features)]
-    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
-    ref, query = cells[half].copy(), cells[~half].copy()
-    bulk = dco.pp.simulate_pseudobulk(
-        query, "cell_type", n_samples=N_SAMPLES, cells_per_sample=100, fractions="dirichlet", random_state=seed
+    return reference_and_bulk(
+        seed, cells_per_label=60, n_features=n_features, prefix=prefix, n_samples=N_SAMPLES, cells_per_sample=100
     )
-    return ref, bulk
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
-from conftest import fingerprint, synthetic_reference
+from conftest import fingerprint, reference_and_bulk
 from mudata import MuData
 
 import decode_omics as dco
@@ -20,14 +20,7 @@ LABELS = ["type0", "type1", "type2", "type3"]
 
 def _problem(seed=0, n_samples=30, n_features=200, prefix="gene"):
     """A reference and pseudo-bulk mixed from the other, disjoint half of the same synthetic cells."""
-    cells = synthetic_reference(seed=seed, cells_per_label=120, n_features=n_features)
-    cells.var_names = [f"{prefix}{j}" for j in range(n_features)]
-    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
-    ref, query = cells[half].copy(), cells[~half].copy()
-    bulk = dco.pp.simulate_pseudobulk(
-        query, "cell_type", n_samples=n_samples, cells_per_sample=200, fractions="dirichlet", random_state=seed
-    )
-    return ref, bulk
+    return reference_and_bulk(seed, n_features=n_features, prefix=prefix, n_samples=n_samples)
 
 
 def _assert_not_registered(adata):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import scvi
 import torch
-from conftest import fingerprint, synthetic_reference
+from conftest import fingerprint, reference_and_bulk
 from mudata import MuData
 
 import decode_omics as dco
@@ -15,21 +15,9 @@ FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False,
 
 
 def _problem(seed=0, unknown=None, n_samples=40):
-    cells = synthetic_reference(seed=seed, cells_per_label=120)
-    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
-    ref, query = cells[half].copy(), cells[~half].copy()  # disjoint cells of the same types
-    bulk = dco.pp.simulate_pseudobulk(
-        query,
-        "cell_type",
-        n_samples=n_samples,
-        cells_per_sample=200,
-        fractions="dirichlet",
-        random_state=seed,
-        unknown=unknown,
-        unknown_fraction=(0.0, 0.4),
-        unknown_column=unknown is not None,
+    return reference_and_bulk(
+        seed, n_samples=n_samples, unknown=unknown, unknown_fraction=(0.0, 0.4), unknown_column=unknown is not None
     )
-    return ref, bulk
 
 
 def _fit(ref, bulk, seed=0, model_kwargs=None, **train):

@@ -340,7 +340,7 @@ class DECODE(BaseModelClass):
             Adam learning rate.
         adversarial
             Align pseudo-tissue and real-bulk codes adversarially (needs registered bulk). Off by default: on the
-            real PBMC cohorts it lowered pooled CCC from 0.76 to 0.43 (GSE107011) and from 0.76 to -0.09
+            real PBMC cohorts it lowered pooled CCC from 0.772 to -0.161 (GSE107011) and from 0.872 to -0.433
             (GSE107572), with the discriminator separating the domains (accuracy 0.9-1.0) from a handful of bulk
             samples; see the benchmarks page. Switch it on to study alignment on larger cohorts.
         denoise
