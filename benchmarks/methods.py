@@ -16,17 +16,43 @@ from .scenarios import Task
 
 #: DECODE variants: (model keyword arguments, train keyword arguments). Defaults are the package's defaults.
 DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
-    "DECODE": ({}, {}),  # denoiser on, adversarial stage off (the defaults)
-    "DECODE + adversarial": ({}, {"adversarial": True}),
-    "DECODE no denoiser": ({}, {"denoise": False}),
+    "DECODE": ({}, {}),  # the package's defaults
+    # The ablation: each stage on or off, explicitly (one of these equals the defaults; see DEFAULTS_EQUAL).
+    "DECODE full": ({}, {"adversarial": True, "denoise": True}),
+    "DECODE no adversarial": ({}, {"adversarial": False, "denoise": True}),
+    "DECODE no denoiser": ({}, {"adversarial": True, "denoise": False}),
     "DECODE neither": ({}, {"adversarial": False, "denoise": False}),
     # The research code's settings (DECODE-REFERENCE.md §1, §4, §5) on our corrected implementation: sums of real
     # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment.
     "DECODE research settings": (
         {"pseudotissue": "cells", "standardize": False, "fractions": "uniform", "cells_per_sample": 30},
-        {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "adversarial": True, "align": "both"},
+        {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "adversarial": True, "denoise": True, "align": "both"},
     ),
+    # Data-parallel training over two CPU processes (gloo); the same global batch and steps as one process.
+    "DECODE 2-process DDP": ({}, {"strategy": "ddp", "devices": 2, "accelerator": "cpu", "denoise": True}),
+    # Experimental: per-feature gain augmentation (plan_kwargs feature_gain).
+    "DECODE gain 0.3": ({}, {"plan_kwargs": {"feature_gain": 0.3}, "denoise": True}),
+    "DECODE gain 0.3 no denoiser": ({}, {"plan_kwargs": {"feature_gain": 0.3}, "denoise": False}),
 }
+
+
+#: Variants whose configuration equals the package defaults: deterministic on CPU, so their job results are reused
+#: under the name "DECODE" instead of running the same configuration twice (checked by `defaults_alias`).
+SAME_AS_DEFAULTS = "DECODE no adversarial"
+
+
+def defaults_alias() -> str:
+    """The explicit variant equal to the package defaults, after checking that it still is."""
+    import inspect
+
+    from decode_omics.model import DECODE
+
+    defaults = inspect.signature(DECODE.train).parameters
+    _, train_kwargs = DECODE_VARIANTS[SAME_AS_DEFAULTS]
+    for key, value in train_kwargs.items():
+        if defaults[key].default != value:
+            raise RuntimeError(f"{SAME_AS_DEFAULTS!r} no longer equals the defaults ({key}); update SAME_AS_DEFAULTS.")
+    return SAME_AS_DEFAULTS
 
 
 def run_decode(task: Task, seed: int, variant: str = "DECODE", max_epochs: int | None = None) -> pd.DataFrame:
@@ -39,8 +65,8 @@ def run_decode(task: Task, seed: int, variant: str = "DECODE", max_epochs: int |
     scvi.settings.seed = seed
     ref = _lightweight(task.reference, None, task.labels_key)
     bulk = _lightweight(task.bulk, None)
-    DECODE.setup_anndata(ref, labels_key=task.labels_key)
-    DECODE.setup_anndata(bulk)
+    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
+    DECODE.setup_anndata(bulk, scale=task.scale)
     model = DECODE(ref, bulk, mode=task.mode, **model_kwargs)
     kwargs = {"enable_progress_bar": False} | train_kwargs
     if max_epochs is not None:
@@ -51,13 +77,17 @@ def run_decode(task: Task, seed: int, variant: str = "DECODE", max_epochs: int |
 
 def run_nnls(task: Task, seed: int) -> pd.DataFrame:
     """NNLS on the reference's mean label profiles (deterministic; the seed is unused)."""
-    out = dco.tl.nnls(task.bulk, task.reference, task.labels_key, copy=True)
+    scales = {"scale": task.scale, "reference_scale": task.scale}
+    out = dco.tl.nnls(task.bulk, task.reference, task.labels_key, copy=True, **scales)
     return out.obsm["nnls"]
 
 
 def methods(max_epochs: int | None = None) -> dict[str, Callable[[Task, int], pd.DataFrame]]:
     """Name -> callable(task, seed)."""
+    from .peers import PEERS
+
     table: dict[str, Callable[[Task, int], pd.DataFrame]] = {"NNLS": run_nnls}
     for name in DECODE_VARIANTS:
         table[name] = lambda task, seed, _n=name: run_decode(task, seed, _n, max_epochs)
+    table.update(PEERS)  # the field's methods, each in its own virtual environment (benchmarks/peers)
     return table

@@ -28,6 +28,7 @@ class Task:
     truth: pd.DataFrame
     mode: str = "relative"
     note: str = ""
+    scale: str = "auto"  # of reference and bulk (see dco.pp.to_linear)
 
 
 def _halves(adata: AnnData, labels_key: str, seed: int = 0) -> tuple[AnnData, AnnData]:
@@ -75,25 +76,30 @@ def bone_marrow() -> list[Task]:
     with replacement from the test half, f_k ~ U(0, 1) normalised, negatives and NaN set to 0, truth = realised
     cell fractions.
     """
-    from sklearn.model_selection import train_test_split
-
-    adata = dco.datasets.bone_marrow_metabolomics()
-    types = list(dco.datasets.BONE_MARROW_PROTOCOL_TYPES)
-    adata = adata[adata.obs["cell_type"].isin(types)].copy()
-    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).astype("category")
-    train_idx, test_idx = [], []
-    for t in types:
-        cells = np.flatnonzero(adata.obs["cell_type"].to_numpy() == t)
-        a, b = train_test_split(cells, test_size=0.5, random_state=42)
-        train_idx += list(a)
-        test_idx += list(b)
-    ref = adata[np.sort(train_idx)].copy()
-    test = adata[np.sort(test_idx)].copy()
-    test.X = np.clip(np.nan_to_num(np.asarray(test.X)), 0, None)
+    ref, test, _ = _bone_marrow_split()
     bulk = dco.pp.simulate_pseudobulk(
         test, "cell_type", n_samples=1000, cells_per_sample=30, fractions="uniform", scale="linear", random_state=42
     )
     return [Task("bone_marrow", "bone-marrow protocol", ref, "cell_type", bulk, bulk.obsm["fractions"])]
+
+
+def proteomics() -> list[Task]:
+    """Scenario 3: single-cell proteomics across platforms, scpDeconv's own protocol: N2 reference -> 200 nanoPOTS
+    mixtures of 15 cells, and nanoPOTS reference -> 200 N2 mixtures. Fractions U(0, 1) per label normalised,
+    round(f * 15) cells with replacement, summed in the files' own values (NaN -> 0), shared proteins only; truth =
+    realised composition. N2 holds log-ratios and nanoPOTS z-scores: neither has a linear scale, so these mixtures
+    are sums of stored values, not physical mixtures, and both sides are read with ``scale="as_is"``."""
+    n2 = dco.datasets.murine_cellline_proteomics("N2")
+    nano = dco.datasets.murine_cellline_proteomics("nanoPOTS")
+    shared = n2.var_names.intersection(nano.var_names)
+    n2, nano = n2[:, shared].copy(), nano[:, shared].copy()
+    tasks = []
+    for ref, query, name in ((n2, nano, "N2 -> nanoPOTS"), (nano, n2, "nanoPOTS -> N2")):
+        bulk = dco.pp.simulate_pseudobulk(
+            query, "cell_type", n_samples=200, cells_per_sample=15, fractions="uniform", scale="as_is", random_state=0
+        )
+        tasks.append(Task("proteomics", name, ref, "cell_type", bulk, bulk.obsm["fractions"], scale="as_is"))
+    return tasks
 
 
 def tscp_states() -> list[Task]:
@@ -128,10 +134,116 @@ def kidney() -> list[Task]:
     return tasks
 
 
+def cellbench() -> list[Task]:
+    """Scenario 2: CellBench pure-RNA mixtures (CEL-seq2 and SORT-seq wells) against the Drop-seq single cells of the
+    three lung lines (singlets only, ERCC spike-ins dropped). Truth: the RNAmix design with the H2228 and HCC827
+    columns exchanged, as the data folder's MANIFEST establishes (``dco.datasets.cellbench_mixtures`` applies it)."""
+    ref = dco.datasets.cellbench_reference("dropseq", singlets_only=True, drop_ercc=True)
+    tasks = []
+    for mixture in ("RNAmix_celseq2", "RNAmix_sortseq"):
+        bulk = dco.datasets.cellbench_mixtures(mixture, drop_ercc=True)
+        tasks.append(Task("cellbench", mixture, ref, "cell_line", bulk, bulk.obsm["fractions"]))
+    return tasks
+
+
+def _bone_marrow_split():
+    from sklearn.model_selection import train_test_split
+
+    adata = dco.datasets.bone_marrow_metabolomics()
+    types = list(dco.datasets.BONE_MARROW_PROTOCOL_TYPES)
+    known = adata[adata.obs["cell_type"].isin(types)].copy()
+    known.obs["cell_type"] = known.obs["cell_type"].astype(str).astype("category")
+    train_idx, test_idx = [], []
+    for t in types:
+        cells = np.flatnonzero(known.obs["cell_type"].to_numpy() == t)
+        a, b = train_test_split(cells, test_size=0.5, random_state=42)
+        train_idx += list(a)
+        test_idx += list(b)
+    ref = known[np.sort(train_idx)].copy()
+    test = known[np.sort(test_idx)].copy()
+    test.X = np.clip(np.nan_to_num(np.asarray(test.X)), 0, None)
+    hsc = adata[adata.obs["cell_type"].astype(str) == "HSC"].copy()
+    hsc.X = np.clip(np.nan_to_num(np.asarray(hsc.X)), 0, None)
+    return ref, test, hsc
+
+
+def unknown_material() -> list[Task]:
+    """Scenario 6: material the reference lacks, deconvolved in absolute mode; the ``unknown`` share is scored.
+
+    - Bone-marrow protocol with HSC (the paper's held-out type, never in the reference) in the test mixtures:
+      30-cell mixtures of the five known types' test half plus HSC cells, HSC share U(0, 0.5).
+    - Real PBMC bulk (both cohorts) with NK removed from the reference: truth = flow fractions of the five labels,
+      NK reported as ``unknown``.
+    """
+    import anndata as ad
+
+    ref, test, hsc = _bone_marrow_split()
+    pool = ad.concat([test, hsc], index_unique="-")
+    pool.obs["cell_type"] = pool.obs["cell_type"].astype(str).astype("category")
+    bulk = dco.pp.simulate_pseudobulk(
+        pool,
+        "cell_type",
+        n_samples=500,
+        cells_per_sample=30,
+        fractions="uniform",
+        scale="linear",
+        unknown=["HSC"],
+        unknown_fraction=(0.0, 0.5),
+        unknown_column=True,
+        random_state=42,
+    )
+    tasks = [Task("unknown", "bone marrow + HSC", ref, "cell_type", bulk, bulk.obsm["fractions"], mode="absolute")]
+    full = dco.datasets.pbmc_sorted_10x()
+    no_nk = full[full.obs["broad_type"].astype(str) != "NK"].copy()
+    no_nk.obs["broad_type"] = no_nk.obs["broad_type"].astype(str).astype("category")
+    for cohort in ("GSE107011", "GSE107572"):
+        real = dco.datasets.pbmc_bulk(cohort)
+        truth = real.obsm["fractions"][PBMC_LABELS]
+        truth = truth.div(truth.sum(axis=1), axis=0).rename(columns={"NK": "unknown"})
+        tasks.append(Task("unknown", f"{cohort}, NK removed", no_nk, "broad_type", real, truth, mode="absolute"))
+    return tasks
+
+
+PERTURBATIONS = ("noise U(0.9, 1.1)", "global x0.8", "global x1.2", "10% features deleted", "30% features deleted")
+
+
+def _perturb(bulk: AnnData, how: str, seed: int = 0) -> AnnData:
+    rng = np.random.default_rng(seed)
+    out = bulk.copy()
+    X = np.asarray(out.X.toarray() if hasattr(out.X, "toarray") else out.X, dtype=np.float64)
+    if how.startswith("noise"):
+        out.X = X * rng.uniform(0.9, 1.1, X.shape)
+    elif how.startswith("global"):
+        out.X = X * float(how.split("x")[1])
+    else:
+        share = int(how.split("%")[0]) / 100
+        keep = np.sort(rng.choice(out.n_vars, round(out.n_vars * (1 - share)), replace=False))
+        out = out[:, keep].copy()
+    return out
+
+
+def noise() -> list[Task]:
+    """Scenario 7: the bulk of scenarios 1, 3 and 4 (both PBMC cohorts, proteomics N2 -> nanoPOTS, the bone-marrow
+    protocol) perturbed: multiplicative noise U(0.9, 1.1) per value, global x0.8 and x1.2, 10 % and 30 % of features
+    deleted (seeded). Each perturbed bulk is deconvolved from scratch, as a user would."""
+    base = pbmc_real() + proteomics()[:1] + bone_marrow()
+    tasks = []
+    for t in base:
+        for how in PERTURBATIONS:
+            bulk = _perturb(t.bulk, how)
+            name = f"{t.name}: {how}"
+            tasks.append(Task("noise", name, t.reference, t.labels_key, bulk, t.truth, t.mode, scale=t.scale))
+    return tasks
+
+
 SCENARIOS: dict[str, Callable[[], list[Task]]] = {
     "pbmc68k": pbmc68k,
     "pbmc_real": pbmc_real,
     "bone_marrow": bone_marrow,
     "kidney": kidney,
     "tscp_states": tscp_states,
+    "cellbench": cellbench,
+    "proteomics": proteomics,
+    "unknown": unknown_material,
+    "noise": noise,
 }

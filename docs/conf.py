@@ -71,7 +71,7 @@ if INTERSPHINX:
 
 templates_path = ["_templates"]
 html_static_path = ["_static"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_templates", "_static/*.md"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 default_role = "literal"

@@ -112,6 +112,20 @@ def test_deconvolve_h5ad_with_csv_and_model(files, tmp_path, capsys):
     pd.testing.assert_frame_equal(model.get_fractions(bulk), fractions, check_names=False, atol=1e-5)
 
 
+def test_backed_reference_and_given_scales(files, tmp_path, capsys, fast_training):
+    out = tmp_path / "out.h5ad"
+    ref_sha = _sha(files["ref"])
+    extra = ["--backed", "--reference-scale", "counts", "--scale", "counts"]
+    assert main(_deconvolve_args(files["ref"], files["bulk"], out, *extra)) == 0
+    assert _sha(files["ref"]) == ref_sha
+    result = ad.read_h5ad(out)
+    assert result.obsm["decode"].shape == (N_SAMPLES, len(LABELS))
+    assert result.uns["decode"]["params"]["reference_scale"] == "counts"
+    with pytest.raises(SystemExit) as exc:
+        main(_deconvolve_args(files["ref"], files["bulk"], out, "--scale", "centred", "--overwrite"))
+    assert exc.value.code == 2 and "invalid choice: 'centred'" in capsys.readouterr().err
+
+
 def test_deconvolve_h5mu_two_references(files, tmp_path, capsys, fast_training):
     out, csv = tmp_path / "cohort_out.h5mu", tmp_path / "fractions.csv"
     out.write_text("an older result")  # replaced thanks to --overwrite
@@ -300,3 +314,29 @@ def test_h5mu_reference_for_h5ad_bulk_names_the_file(files, tmp_path, capsys, no
     assert main(_deconvolve_args(files["cohort"], files["bulk"], tmp_path / "out.h5ad")) == 3
     err = capsys.readouterr().err
     assert "cohort.h5mu" in err and ".h5ad" in err
+
+
+def test_predict_streams_a_cohort_to_csv(files, tmp_path, capsys, fast_training):
+    """Train once, save; then `predict` reads the bulk from disk in blocks and writes the same fractions as CSV."""
+    out, model_dir, csv = tmp_path / "out.h5ad", tmp_path / "model", tmp_path / "fractions.csv"
+    assert main(_deconvolve_args(files["ref"], files["bulk"], out, "--save-model", str(model_dir))) == 0
+    expected = ad.read_h5ad(out).obsm["decode"]
+    bulk_sha = _sha(files["bulk"])
+    argv = ["predict", "--model", str(model_dir), "--bulk", str(files["bulk"]), "--out", str(csv)]
+    assert main([*argv, "--block-rows", "3"]) == 0
+    assert f"Deconvolved {N_SAMPLES} samples" in capsys.readouterr().out
+    got = pd.read_csv(csv, index_col=0)
+    pd.testing.assert_frame_equal(got, expected, check_names=False, atol=1e-5)
+    assert _sha(files["bulk"]) == bulk_sha
+    # a .h5mu modality; existing output needs --overwrite; a missing model folder is named
+    assert main(["predict", "--model", str(model_dir), "--bulk", str(files["cohort"]), "--out", str(csv)]) == 3
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    h5mu = ["--bulk", str(files["cohort"]), "--modality", "rna", "--overwrite"]
+    assert main(["predict", "--model", str(model_dir), "--out", str(csv), *h5mu]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(csv, index_col=0), expected, check_names=False, atol=1e-5)
+    nope = ["predict", "--model", str(tmp_path / "nope"), "--bulk", str(files["bulk"]), "--out", str(csv)]
+    assert main([*nope, "--overwrite"]) == 3
+    assert "no such folder" in capsys.readouterr().err
+    prot = ["--bulk", str(files["cohort"]), "--modality", "prot", "--overwrite"]
+    assert main(["predict", "--model", str(model_dir), "--out", str(csv), *prot]) == 3
+    assert "lack" in capsys.readouterr().err and not (tmp_path / "fractions.csv.partial").exists()

@@ -174,3 +174,40 @@ def test_contrastive_gradient_reaches_denoiser():
     module.contrastive_loss(z, signal, noise).backward()
     grads = [p.grad for p in module.denoiser.parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+class _CtrlCAt:
+    """A Lightning callback that presses Ctrl+C (raises KeyboardInterrupt) at the end of an epoch."""
+
+    def __init__(self, epoch: int):
+        from lightning.pytorch.callbacks import Callback
+
+        self.epoch = epoch
+        outer = self
+
+        class Press(Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                if trainer.current_epoch == outer.epoch:
+                    raise KeyboardInterrupt
+
+        self.callback = Press()
+
+
+def test_keyboard_interrupt_keeps_what_was_learned():
+    """Ctrl+C in training: no exit, the weights learned so far are kept and usable, Ctrl+C works again after."""
+    import signal
+
+    ref, bulk = _problem(seed=5)
+    handler = signal.getsignal(signal.SIGINT)
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk)
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    model.train(**(FAST | {"max_epochs": 50, "callbacks": [_CtrlCAt(epoch=4).callback]}))
+    assert model.is_trained_
+    assert len(model.history["fraction_loss_train"]) == 4  # epochs 0-3 logged; Ctrl+C at the end of epoch 4
+    changed = [k for k, v in model.module.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed
+    assert dco.metrics.ccc(model.get_fractions(), bulk.obsm["fractions"]) > 0.7
+    assert signal.getsignal(signal.SIGINT) == handler

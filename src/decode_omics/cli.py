@@ -60,6 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--key-added", default="decode", help="key for the results (default: decode)")
     dec.add_argument("--layer", default=None, help="bulk layer to use instead of X")
     dec.add_argument("--reference-layer", default=None, help="reference layer to use instead of X")
+    scales = ["auto", "counts", "linear", "log1p", "log2"]
+    dec.add_argument("--scale", default="auto", choices=scales, help="scale of the bulk (default: detected)")
+    dec.add_argument(
+        "--reference-scale", default="auto", choices=scales, help="scale of the reference(s) (default: detected)"
+    )
+    dec.add_argument(
+        "--backed",
+        action="store_true",
+        help="keep the reference(s) on disk (h5ad opened backed): statistics streamed, cells read in pools",
+    )
     dec.add_argument("--max-epochs", type=int, default=None, help="training epochs (default: 100, early stopping)")
     dec.add_argument("--n-pseudotissues", type=int, default=None, help="pseudo-tissues per epoch (default: 2048)")
     dec.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -72,6 +82,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: auto)")
     dec.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    pred = sub.add_parser(
+        "predict",
+        help="deconvolve a bulk cohort (.h5ad or a .h5mu modality) with a saved model, streamed to CSV",
+        description=(
+            "Read the bulk file from disk block by block (never whole), predict with a model saved by "
+            "'deconvolve --save-model' or DECODE.save, and append each block's fractions to the CSV."
+        ),
+        epilog="example:\n  decode-omics predict --model model_dir --bulk cohort.h5ad --out fractions.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pred.add_argument("--model", required=True, metavar="DIR", help="folder written by DECODE.save")
+    pred.add_argument("--bulk", required=True, metavar="BULK.h5ad|BULK.h5mu", help="bulk samples x features")
+    pred.add_argument("--out", required=True, metavar="FRACTIONS.csv", help="CSV to write, one row per sample")
+    pred.add_argument("--modality", default=None, help="modality of a .h5mu bulk")
+    pred.add_argument("--layer", default=None, help="bulk layer to use instead of X (read into memory)")
+    pred.add_argument("--scale", default="auto", choices=scales, help="scale of the bulk (default: detected)")
+    pred.add_argument("--block-rows", type=int, default=10_000, help="samples read per block (default: 10000)")
+    pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     demo = sub.add_parser(
         "demo",
@@ -87,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str):
+def _read(path: str, backed: bool = False):
     import anndata as ad
 
     p = Path(path)
@@ -97,27 +126,27 @@ def _read(path: str):
         if p.suffix == ".h5mu":
             import mudata
 
-            return mudata.read_h5mu(p)
+            return mudata.read_h5mu(p, backed="r" if backed else None)
         if p.suffix == ".h5ad":
-            return ad.read_h5ad(p)
+            return ad.read_h5ad(p, backed="r" if backed else None)
     except Exception as err:
         raise InputError(f"Could not read {p}: {type(err).__name__}: {err}") from err
     raise InputError(f"{p}: expected a .h5ad or .h5mu file.")
 
 
-def _read_reference(path: str):
+def _read_reference(path: str, backed: bool):
     if Path(path).suffix != ".h5ad":
         raise InputError(f"--reference {path}: a reference is a single-cell .h5ad file (cells x features).")
-    return _read(path)
+    return _read(path, backed)
 
 
-def _references(specs: list[str], bulk) -> dict:
+def _references(specs: list[str], bulk, backed: bool = False) -> dict:
     from mudata import MuData
 
     if not isinstance(bulk, MuData):
         if len(specs) != 1 or ("=" in specs[0] and not Path(specs[0]).is_file()):
             raise InputError("An .h5ad bulk takes exactly one --reference path (MOD=path is for .h5mu bulk).")
-        return {None: _read_reference(specs[0])}
+        return {None: _read_reference(specs[0], backed)}
     refs = {}
     for spec in specs:
         if "=" not in spec:
@@ -125,7 +154,7 @@ def _references(specs: list[str], bulk) -> dict:
         mod, path = spec.split("=", 1)
         if mod not in bulk.mod:
             raise InputError(f"--reference {spec!r}: {mod!r} is not a modality of the bulk ({list(bulk.mod)}).")
-        refs[mod] = _read_reference(path)
+        refs[mod] = _read_reference(path, backed)
     return refs
 
 
@@ -156,7 +185,7 @@ def _deconvolve(args) -> int:
         raise InputError(f"--out must have the same kind of file as --bulk ({Path(args.bulk).suffix}).")
     _check_outputs(args, multimodal)
     bulk = _read(args.bulk)
-    refs = _references(args.reference, bulk)
+    refs = _references(args.reference, bulk, args.backed)
     train_kwargs = {"accelerator": args.accelerator}
     if args.max_epochs is not None:
         train_kwargs["max_epochs"] = args.max_epochs
@@ -172,6 +201,8 @@ def _deconvolve(args) -> int:
             key_added=args.key_added,
             layer=args.layer,
             reference_layer=args.reference_layer,
+            scale=args.scale,
+            reference_scale=args.reference_scale,
             train_kwargs=train_kwargs,
             random_state=args.seed,
             return_model=True,
@@ -199,6 +230,50 @@ def _deconvolve(args) -> int:
         + "."
     )
     return 0
+
+
+def _predict(args) -> int:
+    from decode_omics.model import DECODE
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: the folder {out.parent} does not exist; create it first.")
+    if out.exists() and not args.overwrite:
+        raise InputError(f"--out {out} exists; pass --overwrite to replace it.")
+    if not Path(args.model).is_dir():
+        raise InputError(f"--model {args.model}: no such folder (expected one written by DECODE.save).")
+    if args.block_rows < 1:
+        raise InputError("--block-rows must be at least 1.")
+    try:
+        model = DECODE.load(args.model, accelerator="cpu")
+    except (OSError, ValueError) as err:
+        raise InputError(f"Could not load the model in {args.model}: {err}") from err
+    bulk = _read(args.bulk, backed=True)
+    start, n = time.perf_counter(), 0
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        blocks = model.iter_fractions(
+            bulk, layer=args.layer, modality=args.modality, scale=args.scale, block_rows=args.block_rows
+        )
+        with open(tmp, "w") as handle:
+            for i, block in enumerate(blocks):
+                block.to_csv(handle, header=i == 0)
+                n += len(block)
+                print(f"\r{n} / {_n_obs(bulk, args.modality)} samples", end="", file=sys.stderr, flush=True)
+    except (KeyError, ValueError, TypeError) as err:
+        tmp.unlink(missing_ok=True)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise InputError(str(message)) from err
+    print(file=sys.stderr)
+    tmp.replace(out)
+    print(f"Deconvolved {n} samples in {time.perf_counter() - start:.0f} s; wrote {out}.")
+    return 0
+
+
+def _n_obs(bulk, modality) -> int:
+    from mudata import MuData
+
+    return bulk.mod[modality].n_obs if isinstance(bulk, MuData) and modality in bulk.mod else bulk.n_obs
 
 
 def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
@@ -249,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             run_demo(max_epochs=args.max_epochs, seed=args.seed)
             return 0
+        if args.command == "predict":
+            return _predict(args)
         return _deconvolve(args)
     except InputError as err:
         print(f"decode-omics: error: {err}", file=sys.stderr)

@@ -26,12 +26,16 @@ class PseudoTissueConfig:
     noise_share
         Upper bound of the share of artificial noise cells in the noisy views (relative mode: DECODE's
         ``floor(0.1 * n)`` cells; absolute mode: the unknown share the head learns to report).
+    pool_per_label
+        On-disk references only: cells per label read from disk for each set of pseudo-tissues (a fresh random pool
+        every epoch, so every cell is used over training while memory stays bounded).
     """
 
     cells_per_sample: int = 30
     method: str = "parametric"
     fractions: str = "dirichlet"
     noise_share: float = 0.1
+    pool_per_label: int = 2048
 
 
 class PseudoTissueSampler:
@@ -40,29 +44,54 @@ class PseudoTissueSampler:
     Parameters
     ----------
     X
-        Reference matrix (cells x features), linear scale, dense or CSR.
+        Reference matrix (cells x features), linear scale, dense or CSR; or an
+        :class:`~decode_omics.model._reference.OnDiskRows` for a reference that stays on disk.
     codes
         Integer label per cell.
     n_labels
         Number of labels.
     config
         :class:`PseudoTissueConfig`.
+    moments
+        Per-label mean and variance if already known (on-disk references: computed while streaming).
     """
 
-    def __init__(self, X, codes: np.ndarray, n_labels: int, config: PseudoTissueConfig):
+    def __init__(self, X, codes: np.ndarray, n_labels: int, config: PseudoTissueConfig, moments=None):
         from ..pp._mixing import label_moments
 
         self.X = X
         self.config = config
         self.n_labels = n_labels
         self.index = LabelIndex.from_codes(codes, n_labels)
-        self.mean, self.var = label_moments(X, self.index)
+        self.on_disk = hasattr(X, "read")
+        if moments is None:
+            moments = label_moments(X, self.index)
+        self.mean, self.var = moments
 
-    def _known(self, rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
+    def _cells(self, rng: np.random.Generator) -> tuple[object, LabelIndex]:
+        """The cells to mix from: the whole in-memory reference, or a fresh random pool read from disk (at most
+        ``pool_per_label`` cells per label; parametric pseudo-tissues need cells only for the noise, 512 per label)."""
+        if not self.on_disk:
+            return self.X, self.index
+        per_label = self.config.pool_per_label if self.config.method == "cells" else 512
+        keys = rng.random(self.index.order.size)
+        picked, sizes = [], []
+        for k in range(self.n_labels):  # a loop over labels, not samples
+            start, size = self.index.starts[k], self.index.sizes[k]
+            rows = self.index.order[start : start + size]
+            take = min(size, per_label)
+            picked.append(rows[np.argpartition(keys[start : start + size], take - 1)[:take]] if take < size else rows)
+            sizes.append(take)
+        pool = self.X.read(np.concatenate(picked))
+        codes = np.repeat(np.arange(self.n_labels), sizes)
+        return pool, LabelIndex.from_codes(codes, self.n_labels)
+
+    def _known(self, rng: np.random.Generator, counts: np.ndarray, cells) -> np.ndarray:
         if self.config.method == "parametric":
             return parametric_mix(rng, counts, self.mean, self.var)
-        s, c = self.index.sample_cells(rng, counts)
-        return mix(s, c, counts.shape[0], self.X)
+        X, index = cells
+        s, c = index.sample_cells(rng, counts)
+        return mix(s, c, counts.shape[0], X)
 
     def _unknown_type(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
         """Material of cell types absent from the reference, one new type per sample.
@@ -100,13 +129,14 @@ class PseudoTissueSampler:
         cells of a new, unknown cell type (a share drawn from ``U(0, noise_share)``) that the head must report.
         """
         cfg = self.config
+        cells = self._cells(rng) if (cfg.method == "cells" or views) else None
         f = draw_fractions(rng, n, self.n_labels, cfg.fractions)
         counts = round_counts(f, cfg.cells_per_sample)
-        x = self._known(rng, counts)
+        x = self._known(rng, counts, cells)
         out = {"x": x, "y": (counts / cfg.cells_per_sample).astype(np.float32)}
         if not views:
             return out
-        pool = artificial_cells(rng, self.X, self.index, 64)
+        pool = artificial_cells(rng, *cells, 64)
         max_noise = max(1, int(np.floor(cfg.noise_share * cfg.cells_per_sample)))
         for view in ("1", "2"):
             if absolute:
@@ -120,11 +150,22 @@ class PseudoTissueSampler:
         return out
 
 
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (``0, 1`` outside distributed training)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class TrainingBatches:
     """An iterable of training batches for Lightning: fresh pseudo-tissues each epoch plus cycled real-bulk batches.
 
     Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, ``u1``, ``u2`` and, when bulk is given,
     ``bulk`` (a random batch of real bulk samples, never with labels).
+
+    Under data-parallel training (``strategy="ddp"``) every process draws its own ``1 / n_processes`` share of the
+    epoch's pseudo-tissues, in batches of ``batch_size / n_processes``, and its own bulk batches, from a stream
+    seeded by ``(seed, epoch, rank)``.
     """
 
     def __init__(
@@ -144,16 +185,32 @@ class TrainingBatches:
         self.absolute = absolute
         self.epoch = 0
 
+    def _n_local(self) -> int:
+        """Pseudo-tissues this process draws per epoch: an equal share under data-parallel training."""
+        _, world = _rank_and_world()
+        return int(np.ceil(self.n_per_epoch / world))
+
+    def _local_batch(self) -> int:
+        """Batch size per process: the global batch (``batch_size``) split over the processes, so one step of
+        ``n`` processes sees as many pseudo-tissues as one step of a single process, and an epoch has as many steps."""
+        _, world = _rank_and_world()
+        return int(np.ceil(self.batch_size / world))
+
     def __len__(self) -> int:
-        return int(np.ceil(self.n_per_epoch / self.batch_size))
+        return int(np.ceil(self._n_local() / self._local_batch()))
 
     def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rank, world = _rank_and_world()
+        n = self._n_local()
+        # one stream per (seed, epoch) on one process, per (seed, epoch, rank) under DDP: reproducible for a given
+        # number of processes, and no two processes draw the same pseudo-tissues
+        rng = np.random.default_rng([self.seed, self.epoch] if world == 1 else [self.seed, self.epoch, rank])
         self.epoch += 1
-        data = {k: torch.as_tensor(v) for k, v in self.sampler.sample(self.n_per_epoch, rng, self.absolute).items()}
-        order = torch.as_tensor(rng.permutation(self.n_per_epoch))
-        for start in range(0, self.n_per_epoch, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        data = {k: torch.as_tensor(v) for k, v in self.sampler.sample(n, rng, self.absolute).items()}
+        order = torch.as_tensor(rng.permutation(n))
+        batch_size = self._local_batch()
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
             batch = {k: v[idx] for k, v in data.items()}
             if self.bulk is not None:
                 batch["bulk"] = self.bulk[torch.as_tensor(rng.integers(0, self.bulk.shape[0], idx.numel()))]

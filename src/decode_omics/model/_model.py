@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -15,19 +17,20 @@ import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
-from scipy import sparse
 from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.data.fields import CategoricalObsField, LayerField, MuDataCategoricalObsField, MuDataLayerField
 from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass
 from scvi.train import Trainer
+from tqdm.auto import tqdm
 
 from ..pp._features import shared_features
-from ..pp._scale import get_matrix, to_linear
-from ..pp._simulate import label_codes
+from ..pp._scale import USER_SCALES, get_matrix
+from ._bulk import BulkSource, resolve_modality
 from ._data import PseudoTissueConfig, PseudoTissueSampler, TrainingBatches, ValidationBatches
 from ._module import DECODEModule
+from ._reference import prepare_reference
 from ._save_load import read_model_files, write_model_files
 from ._training_plan import DECODETrainingPlan
 
@@ -42,43 +45,6 @@ def _registered(manager: AnnDataManager) -> tuple[AnnData, dict]:
     if isinstance(data, MuData):
         data = data.mod[modality]
     return data, args
-
-
-def _select_features(X, var_names: pd.Index, candidates: pd.Index, n_features: int | None) -> pd.Index:
-    """The ``n_features`` most dispersed candidate features of the reference (log1p of per-cell unit-sum x 1e4)."""
-    if n_features is None or len(candidates) <= n_features:
-        return candidates
-    pos = var_names.get_indexer(candidates)
-    Xc = X[:, pos]
-    totals = np.asarray(X.sum(axis=1)).ravel()
-    scale = 1e4 / np.maximum(totals, 1e-12)
-    if sparse.issparse(Xc):
-        L = sparse.diags(scale) @ Xc
-        L = L.tocsr()
-        L.data = np.log1p(L.data)
-        mean = np.asarray(L.mean(axis=0)).ravel()
-        sq = np.asarray(L.multiply(L).mean(axis=0)).ravel()
-    else:
-        L = np.log1p(np.asarray(Xc) * scale[:, None])
-        mean, sq = L.mean(axis=0), (L**2).mean(axis=0)
-    disp = (sq - mean**2) / np.maximum(mean, 1e-12)
-    disp[mean <= 0] = -np.inf
-    top = np.sort(np.argsort(-disp, kind="stable")[:n_features])
-    return candidates[top]
-
-
-def _count_like(X, scale_report) -> bool:
-    """Counts or normalised counts: integer values, rows that sum to one total (library-size normalised), or mostly
-    zeros (droplet and plate scRNA-seq; proteomics and metabolomics intensities are mostly detected values)."""
-    if scale_report.scale == "counts":
-        return True
-    totals = np.asarray(X.sum(axis=1)).ravel()
-    totals = totals[totals > 0]
-    if totals.size > 1 and np.std(totals) / np.mean(totals) < 1e-2:
-        return True
-    n_entries = X.shape[0] * X.shape[1]
-    nonzero = X.nnz if sparse.issparse(X) else int(np.count_nonzero(X))
-    return bool(nonzero < 0.5 * n_entries)
 
 
 class DECODE(BaseModelClass):
@@ -183,36 +149,62 @@ class DECODE(BaseModelClass):
                 raise ValueError("The bulk data hold 0 samples; pass at least one bulk sample (or bulk=None).")
         self.bulk_ = bulk
 
-        X_ref, ref_scale = to_linear(get_matrix(ref_adata, ref_args.get("layer")), name="reference")
-        codes, labels = label_codes(ref_adata, ref_args["labels_key"], min_cells=min_cells)
         candidates = ref_adata.var_names
         if bulk_adata is not None:
             candidates = shared_features(ref_adata.var_names, bulk_adata.var_names)
-        features = _select_features(X_ref, ref_adata.var_names, candidates, n_features)
-        self.features_ = [str(f) for f in features]
-        self.labels_ = [str(label) for label in labels]
+        ref = prepare_reference(
+            ref_adata,
+            labels_key=ref_args["labels_key"],
+            layer=ref_args.get("layer"),
+            candidates=candidates,
+            n_features=n_features,
+            min_cells=min_cells,
+            scale=ref_args.get("scale", "auto"),
+        )
+        self.features_ = [str(f) for f in ref.features]
+        self.labels_ = [str(label) for label in ref.labels]
         self.mode_ = mode
-        self.reference_scale_ = ref_scale.to_dict()
-        count_like = _count_like(X_ref, ref_scale)
+        self.reference_scale_ = ref.scale.to_dict()
         if pseudotissue == "auto":
-            pseudotissue = "parametric" if count_like else "cells"
+            pseudotissue = "parametric" if ref.count_like else "cells"
         if standardize == "auto":
-            standardize = not count_like
+            standardize = not ref.count_like
         self.pseudotissue_ = pseudotissue
-        pos = ref_adata.var_names.get_indexer(features)
-        X_ref = X_ref[:, pos]
         self._sampler = PseudoTissueSampler(
-            X_ref,
-            codes,
-            len(labels),
+            ref.matrix,
+            ref.codes,
+            len(ref.labels),
             PseudoTissueConfig(
                 cells_per_sample=cells_per_sample,
                 method=pseudotissue,
                 fractions=fractions,
                 noise_share=0.5 if mode == "absolute" else 0.1,
             ),
+            moments=ref.moments,
         )
-        self.module_kwargs_ = {"n_hidden": n_hidden, "n_latent": n_latent, "dropout": dropout}
+        features, labels = ref.features, ref.labels
+        silent = [str(labels[k]) for k in np.flatnonzero(np.abs(self._sampler.mean).sum(axis=1) <= 0)]
+        if silent:
+            raise ValueError(
+                f"Label(s) {silent} have no signal on the {len(features)} features used (their cells are all zero "
+                "there). Check the reference's data for these labels, or drop them."
+            )
+        as_is = ref.scale.scale == "as_is"
+        if as_is and mode == "absolute":
+            raise ValueError(
+                "Absolute mode needs a linear scale (an unknown share is a share of abundance); the reference was "
+                "registered with scale='as_is'. Use mode='relative'."
+            )
+        self.module_kwargs_ = {
+            "n_hidden": n_hidden,
+            "n_latent": n_latent,
+            "dropout": dropout,
+            "input_normalization": "standardize_rows" if as_is else "composition",
+        }
+        if self.bulk_manager_ is not None:
+            source = self._bulk_source(None)
+            if not source.on_disk:
+                source.matrix()  # refuse samples without signal now, not after training
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
         self.module = DECODEModule(len(features), len(labels), absolute=mode == "absolute", **self.module_kwargs_)
         self.module.label_profiles.copy_(torch.as_tensor(self._sampler.mean))
@@ -231,15 +223,30 @@ class DECODE(BaseModelClass):
 
     # ------------------------------------------------------------------ setup
     @classmethod
-    def _check_setup(cls, adata: AnnData, labels_key: str | None, layer: str | None, what: str) -> None:
+    def _check_setup(cls, adata: AnnData, labels_key: str | None, layer: str | None, scale: str, what: str) -> None:
         get_matrix(adata, layer)
+        if scale != "auto" and scale not in USER_SCALES:
+            raise ValueError(f"scale must be 'auto' or one of {USER_SCALES}, got {scale!r}.")
         if labels_key is not None and labels_key not in adata.obs.columns:
             raise KeyError(
                 f"labels_key {labels_key!r} is not a column of {what}.obs (columns: {list(adata.obs.columns)[:20]})."
             )
+        n_missing = int(adata.obs[labels_key].isna().sum()) if labels_key is not None else 0
+        if n_missing:
+            raise ValueError(
+                f"{what}.obs[{labels_key!r}] has {n_missing} missing labels; drop those cells or label them."
+            )
 
     @classmethod
-    def setup_anndata(cls, adata: AnnData, *, labels_key: str | None = None, layer: str | None = None, **kwargs):
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        *,
+        labels_key: str | None = None,
+        layer: str | None = None,
+        scale: str = "auto",
+        **kwargs,
+    ):
         """Register a single-cell reference (with ``labels_key``) or bulk samples (without) with the model.
 
         As every scvi-tools ``setup_anndata``, this records the registration in ``adata.uns`` (and, for a reference,
@@ -254,10 +261,22 @@ class DECODE(BaseModelClass):
             ``adata.obs`` column with cell types or cell states (reference only).
         layer
             Layer holding the data instead of ``.X``.
+        scale
+            Scale of the data: ``"auto"`` (detected, see :func:`~decode_omics.pp.detect_scale`) or one of
+            ``"counts"``, ``"linear"``, ``"log1p"``, ``"log2"``. Give it when detection guesses wrong, for example
+            small linear values (below 15, not integers) that would be read as log1p. ``"as_is"`` uses the values as
+            stored (negatives kept) for data with no linear scale (log-ratios, z-scores) whose samples are defined as
+            sums of stored values; the model then normalises each sample by its own mean and spread instead of its
+            total. Relative mode only.
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+
+        Notes
+        -----
+        A backed AnnData (``anndata.read_h5ad(path, backed="r")``) stays on disk: the model streams it in row blocks
+        for its statistics and reads a fresh random pool of cells per epoch.
         """
-        cls._check_setup(adata, labels_key, layer, "adata")
+        cls._check_setup(adata, labels_key, layer, scale, "adata")
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=False)]
         if labels_key is not None:
@@ -274,6 +293,7 @@ class DECODE(BaseModelClass):
         modality: str,
         labels_key: str | None = None,
         layer: str | None = None,
+        scale: str = "auto",
         **kwargs,
     ):
         """Register one modality of a MuData as reference (with ``labels_key``) or bulk (without).
@@ -288,12 +308,14 @@ class DECODE(BaseModelClass):
             Column of ``mdata[modality].obs`` with labels (reference only).
         layer
             Layer of the modality instead of its ``.X``.
+        scale
+            Scale of the modality's data (see :meth:`setup_anndata`).
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
         if modality not in mdata.mod:
             raise KeyError(f"Modality {modality!r} is not in the MuData (modalities: {list(mdata.mod)}).")
-        cls._check_setup(mdata.mod[modality], labels_key, layer, f"mdata[{modality!r}]")
+        cls._check_setup(mdata.mod[modality], labels_key, layer, scale, f"mdata[{modality!r}]")
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             MuDataLayerField(REGISTRY_KEYS.X_KEY, layer, mod_key=modality, is_count_data=False, mod_required=True)
@@ -359,11 +381,14 @@ class DECODE(BaseModelClass):
         n_validation
             Held-out pseudo-tissues for early stopping.
         accelerator, devices
-            Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``).
+            Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
         plan_kwargs
             More keyword arguments for :class:`~decode_omics.model.DECODETrainingPlan`.
         **trainer_kwargs
-            More keyword arguments for :class:`scvi.train.Trainer` (e.g. ``enable_progress_bar=False``).
+            More keyword arguments for :class:`scvi.train.Trainer` (e.g. ``enable_progress_bar=False``), among them
+            ``strategy="ddp"`` for data-parallel training over ``devices`` processes (run from a script: Lightning
+            starts the other processes by running it again). Each process draws its own share of the pseudo-tissues
+            from a stream seeded by ``(seed, epoch, rank)``, so results repeat for a given number of processes.
 
         Notes
         -----
@@ -378,7 +403,7 @@ class DECODE(BaseModelClass):
         accelerator, devices, device = parse_device_args(accelerator, devices, return_device="torch")
         seed = settings.seed if settings.seed is not None else 0
         torch.manual_seed(seed)
-        bulk = self._bulk_matrix(None)[0] if adversarial else None
+        bulk = self._bulk_source(None).matrix() if adversarial else None
         train_dl = TrainingBatches(self._sampler, n_pseudotissues, batch_size, seed, bulk, self.mode_ == "absolute")
         val_dl = ValidationBatches(self._sampler, n_validation, batch_size, seed, self.mode_ == "absolute")
         plan = DECODETrainingPlan(
@@ -393,6 +418,9 @@ class DECODE(BaseModelClass):
             max_epochs=max_epochs,
             **(plan_kwargs or {}),
         )
+        if trainer_kwargs.get("strategy") == "ddp":
+            # stages that are switched off (discriminator, unknown head) hold parameters no loss uses
+            trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"
         trainer_kwargs.setdefault("early_stopping_monitor", "fraction_loss_validation")
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         self.trainer = Trainer(
@@ -420,10 +448,19 @@ class DECODE(BaseModelClass):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+            sigint = signal.getsignal(signal.SIGINT)
             try:
                 self.trainer.fit(plan, train_dl, val_dl)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, SystemExit) as err:
+                # Lightning answers Ctrl+C with a graceful shutdown, then sys.exit(1) with SIGINT ignored: keep the
+                # session and the weights learned so far, and give Ctrl+C back.
+                interrupted = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+                if not interrupted:
+                    raise
                 logger.warning("Training interrupted: keeping the weights learned so far.")
+            finally:
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGINT, sigint)
         try:
             self.history_ = {k: v for k, v in self.trainer.logger.history.items()}
         except AttributeError:
@@ -448,38 +485,36 @@ class DECODE(BaseModelClass):
         """The features the model reads, in order."""
         return list(self.features_)
 
-    def _bulk_matrix(self, adata: AnnData | MuData | None, layer: str | None = None, modality: str | None = None):
+    def _bulk_source(
+        self,
+        adata: AnnData | MuData | None,
+        layer: str | None = None,
+        modality: str | None = None,
+        scale: str = "auto",
+    ) -> BulkSource:
         if adata is None and self.bulk_manager_ is None and self.bulk_ is not None:
             adata = self.bulk_
         if adata is None:
             if self.bulk_manager_ is None:
                 raise ValueError("No bulk data registered with the model; pass adata=.")
             data, args = _registered(self.bulk_manager_)
-            layer = args.get("layer")
-        elif isinstance(adata, MuData):
-            if modality is None:
-                raise ValueError(f"adata is a MuData: pass modality= (one of {list(adata.mod)}).")
-            if modality not in adata.mod:
-                raise KeyError(f"Modality {modality!r} is not in the MuData (modalities: {list(adata.mod)}).")
-            data = adata.mod[modality]
+            layer, scale = args.get("layer"), args.get("scale", "auto")
         else:
-            data = adata
-        if data.n_obs == 0:
-            raise ValueError("The bulk data hold 0 samples.")
-        names = pd.Index(data.var_names.astype(str))
-        if not names.is_unique:
-            raise ValueError("The bulk data have duplicated feature names; make them unique first.")
-        missing = pd.Index(self.features_).difference(names)
-        if len(missing):
-            raise ValueError(
-                f"The data lack {len(missing)} of the {len(self.features_)} features the model was trained on "
-                f"(e.g. {list(missing[:5])}). Deconvolve data with the same features, or train a model on the shared "
-                "features."
-            )
-        X = get_matrix(data, layer)[:, names.get_indexer(self.features_)]
-        X, _ = to_linear(X, name="bulk")
-        X = X.toarray() if sparse.issparse(X) else X
-        return np.asarray(X, dtype=np.float32), data.obs_names
+            data = resolve_modality(adata, modality)
+        if scale == "auto" and self.module_kwargs_.get("input_normalization") == "standardize_rows":
+            scale = "as_is"  # a model of stored values reads bulk as stored
+        return BulkSource(data, self.features_, layer, scale)
+
+    @torch.inference_mode()
+    def _forward_blocks(self, source: BulkSource, batch_size: int, fn, progress_bar: bool) -> np.ndarray:
+        self.module.eval()
+        out = []
+        with tqdm(total=source.n_obs, disable=not progress_bar, unit="samples", desc="DECODE") as bar:
+            for _, block in source.blocks(max(batch_size, 10_000)):
+                for s in range(0, block.shape[0], batch_size):
+                    out.append(fn(torch.as_tensor(block[s : s + batch_size], device=self.device)).cpu().numpy())
+                bar.update(block.shape[0])
+        return np.concatenate(out).astype(np.float64)
 
     @torch.inference_mode()
     def get_fractions(
@@ -488,7 +523,9 @@ class DECODE(BaseModelClass):
         *,
         layer: str | None = None,
         modality: str | None = None,
+        scale: str = "auto",
         batch_size: int = 1024,
+        progress_bar: bool = False,
     ) -> pd.DataFrame:
         """Estimated fractions of every bulk sample.
 
@@ -496,27 +533,67 @@ class DECODE(BaseModelClass):
         ----------
         adata
             Bulk samples (AnnData or MuData with ``modality``); by default the registered bulk. Must hold every
-            feature the model reads (matched by name).
+            feature the model reads (matched by name). A backed AnnData (``read_h5ad(..., backed="r")``) or a
+            dask-backed one is read in blocks of 10,000 samples, never whole.
         layer
             Layer of ``adata`` to use instead of ``.X``.
         modality
             Modality of a MuData.
+        scale
+            Scale of ``adata`` (``"auto"`` detects it; see :func:`~decode_omics.pp.to_linear`). The registered
+            bulk uses the scale given to :meth:`setup_anndata`.
         batch_size
             Samples per forward pass.
+        progress_bar
+            Show progress over the samples (useful for a cohort on disk).
 
         Returns
         -------
         DataFrame, samples x labels (plus ``unknown`` in absolute mode); rows sum to 1.
         """
         self._check_if_trained(warn=True)
-        X, obs_names = self._bulk_matrix(adata, layer, modality)
-        self.module.eval()
-        out = []
-        for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(X[start : start + batch_size], device=self.device)
-            out.append(self.module(x, denoise=getattr(self, "denoise_", True)).cpu().numpy())
+        source = self._bulk_source(adata, layer, modality, scale)
+        denoise = getattr(self, "denoise_", True)
+        values = self._forward_blocks(source, batch_size, lambda x: self.module(x, denoise=denoise), progress_bar)
         columns = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
-        return pd.DataFrame(np.concatenate(out).astype(np.float64), index=obs_names, columns=columns)
+        return pd.DataFrame(values, index=source.obs_names, columns=columns)
+
+    @torch.inference_mode()
+    def iter_fractions(
+        self,
+        adata: AnnData | MuData | None = None,
+        *,
+        layer: str | None = None,
+        modality: str | None = None,
+        scale: str = "auto",
+        block_rows: int = 10_000,
+        batch_size: int = 1024,
+    ):
+        """Fractions block by block, for cohorts too large to hold: yields one DataFrame per ``block_rows`` samples
+        (read from disk block by block when ``adata`` is backed), so each can be written out as it comes.
+
+        Arguments as for :meth:`get_fractions`. Memory is bounded by one block, whatever the cohort size.
+
+        Examples
+        --------
+        >>> cohort = anndata.read_h5ad("cohort.h5ad", backed="r")
+        >>> for i, block in enumerate(model.iter_fractions(cohort)):
+        ...     block.to_csv("fractions.csv", mode="a", header=i == 0)
+        """
+        self._check_if_trained(warn=True)
+        source = self._bulk_source(adata, layer, modality, scale)
+        denoise = getattr(self, "denoise_", True)
+        columns = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
+        self.module.eval()
+        for start, block in source.blocks(block_rows):
+            parts = [
+                self.module(torch.as_tensor(block[s : s + batch_size], device=self.device), denoise=denoise)
+                .cpu()
+                .numpy()
+                for s in range(0, block.shape[0], batch_size)
+            ]
+            index = source.obs_names[start : start + block.shape[0]]
+            yield pd.DataFrame(np.concatenate(parts).astype(np.float64), index=index, columns=columns)
 
     @torch.inference_mode()
     def get_latent_representation(
@@ -525,16 +602,15 @@ class DECODE(BaseModelClass):
         *,
         layer: str | None = None,
         modality: str | None = None,
+        scale: str = "auto",
         batch_size: int = 1024,
     ) -> np.ndarray:
-        """The encoder's code of every bulk sample (samples x ``n_latent``), the space the adversarial stage aligns."""
-        X, _ = self._bulk_matrix(adata, layer, modality)
-        self.module.eval()
-        parts = [
-            self.module.encode(torch.as_tensor(X[s : s + batch_size], device=self.device)).cpu().numpy()
-            for s in range(0, X.shape[0], batch_size)
-        ]
-        return np.concatenate(parts)
+        """The encoder's code of every bulk sample (samples x ``n_latent``), the space the adversarial stage aligns.
+
+        Arguments as for :meth:`get_fractions`.
+        """
+        source = self._bulk_source(adata, layer, modality, scale)
+        return self._forward_blocks(source, batch_size, self.module.encode, False).astype(np.float32)
 
     @torch.inference_mode()
     def get_domain_distance(
@@ -660,7 +736,7 @@ class DECODE(BaseModelClass):
         if reference is not None:
             model._attach_reference(reference, attrs)
         if bulk is not None:
-            model._bulk_matrix(bulk)  # validates features
+            model._bulk_source(bulk)  # validates features
             model.bulk_ = bulk
             manager = cls._get_most_recent_anndata_manager(bulk) if cls._get_setup_key_from_adata(bulk) else None
             if manager is not None:
@@ -680,19 +756,27 @@ class DECODE(BaseModelClass):
         self._adata, self._adata_manager = reference, manager
         self._register_manager_for_instance(manager)
         self.registry_ = manager.registry
-        X, _ = to_linear(get_matrix(ref_adata, args.get("layer")), name="reference")
-        codes, labels = label_codes(ref_adata, args["labels_key"])
-        if [str(x) for x in labels] != self.labels_:
-            raise ValueError(f"The reference's labels {list(labels)} differ from the model's {self.labels_}.")
+        ref = prepare_reference(
+            ref_adata,
+            labels_key=args["labels_key"],
+            layer=args.get("layer"),
+            candidates=pd.Index(self.features_),
+            n_features=None,
+            min_cells=1,
+            scale=args.get("scale", "auto"),
+        )
+        if [str(x) for x in ref.labels] != self.labels_:
+            raise ValueError(f"The reference's labels {list(ref.labels)} differ from the model's {self.labels_}.")
         init = attrs.get("init_params", {}).get("non_kwargs", {}) | attrs.get("init_params", {}).get("kwargs", {})
         self._sampler = PseudoTissueSampler(
-            X[:, ref_adata.var_names.get_indexer(self.features_)],
-            codes,
-            len(labels),
+            ref.matrix,
+            ref.codes,
+            len(ref.labels),
             PseudoTissueConfig(
                 cells_per_sample=int(init.get("cells_per_sample", 30)),
                 method=attrs.get("pseudotissue", "parametric"),
                 fractions=init.get("fractions", "dirichlet"),
                 noise_share=0.5 if self.mode_ == "absolute" else 0.1,
             ),
+            moments=ref.moments,
         )

@@ -34,19 +34,29 @@ def _mlp(sizes: list[int], dropout: float = 0.0, last_activation: bool = True) -
 
 
 class InputTransform(nn.Module):
-    """Linear-scale profiles to network input: unit-sum composition x n_features, then per-feature scaling.
+    """Profiles to network input: a per-sample normalisation, then per-feature scaling.
 
-    The per-feature centre and scale are buffers fitted on the training pseudo-tissues (saved with the weights), so
-    reference, pseudo-tissues and real bulk pass through exactly the same transform.
+    ``normalization="composition"`` (linear scales): unit-sum composition x n_features, which removes the sample's
+    total (cells, sequencing depth, loading). ``"standardize_rows"`` (values kept as stored, with negatives): each
+    sample centred on its mean and divided by its spread over the features, which removes a sample-wide shift and
+    scale. The per-feature centre and scale are buffers fitted on the training pseudo-tissues (saved with the
+    weights), so reference, pseudo-tissues and real bulk pass through exactly the same transform.
     """
 
-    def __init__(self, n_features: int):
+    def __init__(self, n_features: int, normalization: str = "composition"):
         super().__init__()
+        if normalization not in ("composition", "standardize_rows"):
+            raise ValueError(f"normalization must be 'composition' or 'standardize_rows', got {normalization!r}.")
+        self.normalization = normalization
         self.register_buffer("center", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
 
     def composition(self, x: torch.Tensor) -> torch.Tensor:
-        """Unit-sum composition times the number of features (mean feature = 1)."""
+        """The per-sample normalisation (for ``"composition"``: unit-sum composition times the number of features,
+        so the mean feature is 1)."""
+        if self.normalization == "standardize_rows":
+            centred = x - x.mean(dim=1, keepdim=True)
+            return centred / centred.std(dim=1, keepdim=True).clamp_min(1e-12)
         total = x.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return x / total * x.shape[1]
 
@@ -95,6 +105,8 @@ class DECODEModule(nn.Module):
         inflate it).
     dropout
         Dropout in the encoder.
+    input_normalization
+        Per-sample normalisation of the input (see :class:`InputTransform`).
     """
 
     RESIDUAL_QUANTILES = (0.05, 0.1, 0.25, 0.5)
@@ -108,10 +120,11 @@ class DECODEModule(nn.Module):
         n_hidden: int = 256,
         n_latent: int = 128,
         dropout: float = 0.1,
+        input_normalization: str = "composition",
     ):
         super().__init__()
         self.absolute = absolute
-        self.transform = InputTransform(n_features)
+        self.transform = InputTransform(n_features, input_normalization)
         self.encoder = nn.Sequential(
             _mlp([n_features, n_hidden, n_hidden // 2], dropout=dropout),
             nn.Linear(n_hidden // 2, n_latent),

@@ -46,6 +46,10 @@ class DECODETrainingPlan(pl.LightningModule):
         distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
     max_epochs
         Used by the adversarial ramp.
+    feature_gain
+        Standard deviation of a random log-scale gain per feature, drawn once per training batch and applied to all
+        its pseudo-tissues (0: off). It mimics a platform or batch that measures every feature with its own
+        efficiency, so the network cannot rely on the reference's exact per-feature calibration.
     """
 
     def __init__(
@@ -62,8 +66,10 @@ class DECODETrainingPlan(pl.LightningModule):
         temperature: float = 0.1,
         align: str = "bulk",
         max_epochs: int = 100,
+        feature_gain: float = 0.0,
     ):
         super().__init__()
+        self.feature_gain = feature_gain
         self.module = module
         self.lr = lr
         self.weight_decay = weight_decay
@@ -88,6 +94,10 @@ class DECODETrainingPlan(pl.LightningModule):
 
     def _losses(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
         m = self.module
+        if train and self.feature_gain > 0:
+            x = batch["x"]
+            gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
+            batch = {k: v * gain if k in ("x", "x1", "x2") else v for k, v in batch.items()}
         noise_sd = self.input_noise if train else 0.0
         z = m.encode(batch["x"], noise_sd)
         clean = m.fractions_from_latent(z, denoise=self.denoise, x=batch["x"])
@@ -139,15 +149,17 @@ class DECODETrainingPlan(pl.LightningModule):
         n = batch["x"].shape[0]
         for name, value in losses.items():
             key = "train_loss" if name == "loss" else f"{name}_train"
-            self.log(key, value.detach(), on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss")
+            self.log(
+                key, value.detach(), on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss", sync_dist=True
+            )
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx):
         """Fraction loss on held-out pseudo-tissues (used for early stopping)."""
         losses = self._losses(batch, train=False)
         n = batch["x"].shape[0]
-        self.log("validation_loss", losses["loss"], on_epoch=True, batch_size=n)
-        self.log("fraction_loss_validation", losses["fraction_loss"], on_epoch=True, batch_size=n)
+        self.log("validation_loss", losses["loss"], on_epoch=True, batch_size=n, sync_dist=True)
+        self.log("fraction_loss_validation", losses["fraction_loss"], on_epoch=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
         """Adam over all parameters (encoder, denoiser, heads, discriminator, projector)."""

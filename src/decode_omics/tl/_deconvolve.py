@@ -14,8 +14,9 @@ from ..pp._scale import get_matrix
 
 
 def _lightweight(adata: AnnData, layer: str | None, labels_key: str | None = None) -> AnnData:
-    """An AnnData sharing the data matrix of ``adata`` (no copy), so registering it leaves the user's object as is."""
-    X = get_matrix(adata, layer)
+    """An AnnData sharing the data matrix of ``adata`` (no copy, and a backed matrix stays on disk), so registering it
+    leaves the user's object as is."""
+    X = get_matrix(adata, layer, name="reference" if labels_key is not None else "bulk")
     obs = adata.obs[[labels_key]].copy() if labels_key is not None else pd.DataFrame(index=adata.obs_names.copy())
     return AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
 
@@ -37,6 +38,8 @@ def _fit_one(
     mode: str,
     layer: str | None,
     reference_layer: str | None,
+    scale: str,
+    reference_scale: str,
     model_kwargs: Mapping[str, Any] | None,
     train_kwargs: Mapping[str, Any] | None,
     random_state: int,
@@ -49,8 +52,8 @@ def _fit_one(
     scvi.settings.seed = random_state
     ref = _lightweight(reference, reference_layer, labels_key)
     blk = _lightweight(bulk, layer)
-    DECODE.setup_anndata(ref, labels_key=labels_key)
-    DECODE.setup_anndata(blk)
+    DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
+    DECODE.setup_anndata(blk, scale=scale)
     model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
     kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
     start = time.perf_counter()
@@ -84,6 +87,8 @@ def deconvolve(
     key_added: str = "decode",
     layer: str | None = None,
     reference_layer: str | None = None,
+    scale: str = "auto",
+    reference_scale: str = "auto",
     model_kwargs: Mapping[str, Any] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
     copy: bool = False,
@@ -112,6 +117,9 @@ def deconvolve(
         Layer of the bulk to use instead of ``.X``.
     reference_layer
         Layer of the reference(s) to use instead of ``.X``.
+    scale, reference_scale
+        Scale of the bulk and of the reference(s): ``"auto"`` (detected, see :func:`~decode_omics.pp.check_scale`)
+        or one of ``"counts"``, ``"linear"``, ``"log1p"``, ``"log2"``. Give them when detection guesses wrong.
     model_kwargs
         Keyword arguments for :class:`~decode_omics.model.DECODE`.
     train_kwargs
@@ -150,6 +158,8 @@ def deconvolve(
             key_added=key_added,
             layer=layer,
             reference_layer=reference_layer,
+            scale=scale,
+            reference_scale=reference_scale,
             model_kwargs=model_kwargs,
             train_kwargs=train_kwargs,
             copy=copy,
@@ -171,6 +181,8 @@ def deconvolve(
         mode=mode,
         layer=layer,
         reference_layer=reference_layer,
+        scale=scale,
+        reference_scale=reference_scale,
         model_kwargs=model_kwargs,
         train_kwargs=train_kwargs,
         random_state=random_state,
@@ -202,6 +214,7 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, ra
             "mode": mode,
             "random_state": random_state,
             "model_kwargs": dict(model_kwargs or {}),
+            "reference_scale": model.reference_scale_["scale"],
             **{k: v for k, v in model.train_settings_.items() if v is not None},
         },
         "labels": list(fractions.columns),
@@ -222,6 +235,8 @@ def _deconvolve_mudata(
     key_added,
     layer,
     reference_layer,
+    scale,
+    reference_scale,
     model_kwargs,
     train_kwargs,
     copy,
@@ -258,6 +273,8 @@ def _deconvolve_mudata(
             mode=mode,
             layer=layer,
             reference_layer=reference_layer,
+            scale=scale,
+            reference_scale=reference_scale,
             model_kwargs=model_kwargs,
             train_kwargs=train_kwargs,
             random_state=random_state,

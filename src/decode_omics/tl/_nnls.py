@@ -14,9 +14,11 @@ from ..pp._scale import get_matrix, to_linear
 from ..pp._simulate import label_codes
 
 
-def label_profiles(reference: AnnData, labels_key: str, *, layer: str | None = None) -> pd.DataFrame:
+def label_profiles(
+    reference: AnnData, labels_key: str, *, layer: str | None = None, scale: str = "auto"
+) -> pd.DataFrame:
     """Mean linear-scale profile of every label (labels x features)."""
-    X, _ = to_linear(get_matrix(reference, layer), name="reference")
+    X, _ = to_linear(get_matrix(reference, layer), scale=scale, name="reference")
     codes, names = label_codes(reference, labels_key)
     mean, _ = label_moments(X, LabelIndex.from_codes(codes, len(names)))
     return pd.DataFrame(mean, index=names, columns=reference.var_names)
@@ -30,6 +32,8 @@ def nnls(
     layer: str | None = None,
     reference_layer: str | None = None,
     key_added: str = "nnls",
+    scale: str = "auto",
+    reference_scale: str = "auto",
     copy: bool = False,
 ) -> AnnData | None:
     """Deconvolve bulk samples by non-negative least squares on the reference's mean label profiles.
@@ -50,6 +54,9 @@ def nnls(
         Layers to use instead of ``.X``.
     key_added
         Key in ``adata.obsm`` for the result.
+    scale, reference_scale
+        Scales of the bulk and the reference (see :func:`~decode_omics.pp.to_linear`). With ``"as_is"`` (values
+        summed as stored), samples are solved without normalising them by their totals.
     copy
         Return a copy instead of writing to ``adata``.
 
@@ -60,13 +67,14 @@ def nnls(
     """
     adata = adata.copy() if copy else adata
     features = shared_features(reference.var_names, adata.var_names)
-    profiles = label_profiles(reference[:, features], labels_key, layer=reference_layer)
-    B, _ = to_linear(get_matrix(adata[:, features], layer), name="bulk")
+    profiles = label_profiles(reference[:, features], labels_key, layer=reference_layer, scale=reference_scale)
+    B, report = to_linear(get_matrix(adata[:, features], layer), scale=scale, name="bulk")
     B = B.toarray() if sparse.issparse(B) else B
     S = profiles.to_numpy(dtype=np.float64)
-    scale = S.sum(axis=1).mean()
-    S = S / max(scale, 1e-12)
-    B = B.astype(np.float64) / np.maximum(B.sum(axis=1, keepdims=True), 1e-12)
+    B = B.astype(np.float64)
+    if report.scale != "as_is":  # compositions: coefficients count cells per unit of total
+        S = S / max(S.sum(axis=1).mean(), 1e-12)
+        B = B / np.maximum(B.sum(axis=1, keepdims=True), 1e-12)
     coef = np.vstack([_scipy_nnls(S.T, b)[0] for b in B])
     sums = coef.sum(axis=1, keepdims=True)
     frac = np.divide(coef, sums, out=np.full_like(coef, 1.0 / coef.shape[1]), where=sums > 0)
