@@ -1,7 +1,7 @@
 """Run the decode-omics benchmarks.
 
-    python -m benchmarks run --quick        # DECODE and NNLS, one seed, every scenario
-    python -m benchmarks run --full         # plus the ablation, three seeds
+    python -m benchmarks run --quick        # DECODE, NNLS and dtangle, one seed, every scenario but noise
+    python -m benchmarks run --full         # plus the ablation and every peer, three seeds, every scenario
     python -m benchmarks throughput         # the pseudo-tissue engine against per-sample loops
     python -m benchmarks scaling            # on-disk references (100k, 1M cells) and a 200k-sample cohort
 
@@ -30,14 +30,24 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs"
 
-QUICK_METHODS = ["DECODE", "NNLS"]
+QUICK_METHODS = ["DECODE", "NNLS", "dtangle"]
+#: Scenarios only --full runs (the noise scenario refits DECODE on 20 perturbed cohorts).
+FULL_ONLY_SCENARIOS = ("noise",)
 FULL_METHODS = [
     "DECODE",
-    "DECODE + adversarial",
+    "DECODE full",
+    "DECODE no adversarial",
     "DECODE no denoiser",
     "DECODE neither",
     "DECODE research settings",
     "NNLS",
+    "dtangle",
+    "RNA-Sieve",
+    "TAPE",
+    "BayesPrism",
+    "Scaden",
+    "scpDeconv",
+    "DECODE research code",
 ]
 
 
@@ -69,16 +79,17 @@ def job(args) -> None:
     tasks = SCENARIOS[args.scenario]()
     fn = methods(args.max_epochs)[args.method]
     rows, estimates = [], []
-    from .peers import PeerUnavailable
+    from .peers import PeerFailed, PeerUnavailable
 
     for task in tasks:
         start = time.perf_counter()
         try:
             estimate = fn(task, args.seed)
-        except PeerUnavailable as why:  # a row with the reason, not a silent gap
+        except (PeerUnavailable, PeerFailed) as why:  # a row with the reason, not a silent gap
+            note = str(why).strip().splitlines()[0][:240]
             rows.append(
                 {"scenario": task.scenario, "task": task.name, "method": args.method, "seed": args.seed}
-                | {"ccc": np.nan, "rmse": np.nan, "pearson": np.nan, "seconds": np.nan, "note": str(why)}
+                | {"ccc": np.nan, "rmse": np.nan, "pearson": np.nan, "seconds": np.nan, "note": note}
             )
             continue
         seconds = time.perf_counter() - start
@@ -126,7 +137,8 @@ def _versions() -> dict:
 def run(args) -> None:
     from .scenarios import SCENARIOS
 
-    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    default = list(SCENARIOS) if args.full else [s for s in SCENARIOS if s not in FULL_ONLY_SCENARIOS]
+    scenarios = args.scenarios.split(",") if args.scenarios else default
     methods = args.methods.split(",") if args.methods else (FULL_METHODS if args.full else QUICK_METHODS)
     seeds = list(range(args.seeds if args.seeds else (3 if args.full else 1)))
     RESULTS.mkdir(exist_ok=True)
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the scenarios and write results and docs/benchmarks.md")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="DECODE and NNLS, one seed (default)")
+    g.add_argument("--quick", action="store_true", help="DECODE, NNLS and dtangle, one seed, no noise (default)")
     g.add_argument("--full", action="store_true", help="all DECODE variants, three seeds")
     r.add_argument("--scenarios", help="comma-separated subset")
     r.add_argument("--methods", help="comma-separated subset")

@@ -122,8 +122,10 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python -m benchmarks run` (`--quick`: DECODE and NNLS, one seed; `--full`: every DECODE variant,",
-        "three seeds). Scores are pooled over samples x labels after renormalising estimate and truth over the labels",
+        "Written by `python -m benchmarks run` (`--quick`: DECODE, NNLS and dtangle, one seed, every scenario but",
+        "noise; `--full`: every DECODE variant and peer, three seeds). This page also holds earlier runs with other",
+        "subsets: the *seeds* column says how many seeds each row has. Scores are pooled over samples x labels after",
+        "renormalising estimate and truth over the labels",
         "both have; seconds are fit + predict; peak RSS is the job process's maximum resident memory (it includes",
         "about 0.6 GB of imported libraries). Each job runs single-threaded (`--threads 1`) so that times compare.",
         "Rows marked *cached* reuse a job result from an earlier run.",
@@ -183,7 +185,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         dec = sel[sel["method"] == "DECODE"]["ccc"].mean()
         best = sel.groupby("method")["ccc"].mean().sort_values(ascending=False)
         lines.append(
-            f"| {scenario} | {task or 'mean over folds'} | {target:.2f} | {dec:.3f} | {best.index[0]} "
+            f"| {scenario} | {task or 'mean over tasks'} | {target:.2f} | {dec:.3f} | {best.index[0]} "
             f"{best.iloc[0]:.3f} | {'yes' if dec >= target else '**no**'} | {peer} |"
         )
     if "unknown_rmse" in summary.columns and summary["unknown_rmse"].notna().any():

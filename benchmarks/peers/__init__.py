@@ -113,7 +113,10 @@ class Peer:
             if proc.returncode == 3:  # the runner's own "does not apply" exit
                 raise PeerUnavailable(f"{self.name}: {(tail.strip().splitlines() or ['does not apply'])[-1]}")
             if proc.returncode != 0 or not (folder / "fractions.csv").exists():
-                raise PeerFailed(f"{self.name} failed (exit {proc.returncode}):\n{tail}")
+                text = log.read_text(errors="replace").splitlines()
+                errors = [line.strip() for line in text if "Error" in line and not line.startswith(" ")]
+                cause = errors[-1] if errors else "see the log"
+                raise PeerFailed(f"{self.name} failed (exit {proc.returncode}): {cause}\n{tail}")
             fractions = pd.read_csv(folder / "fractions.csv", index_col=0)
             fractions.index = fractions.index.astype(str)
             fractions.attrs["peer_seconds"] = time.perf_counter() - start
@@ -133,19 +136,15 @@ def _looks_like_rna(task) -> bool:
     )
 
 
-def _linear(adata, name: str) -> tuple[np.ndarray, str]:
-    """The AnnData's matrix on the linear, non-negative scale (dense float32) and the scale it was detected in."""
+def _linear(adata, name: str, scale: str = "auto") -> tuple[np.ndarray, str]:
+    """The AnnData's matrix on the linear, non-negative scale (dense float32) and the scale it was detected in
+    (``scale="as_is"``: the stored values, for tasks whose mixtures are sums of stored values)."""
     from scipy import sparse
 
     from decode_omics import pp
+    from decode_omics.pp._scale import get_matrix
 
-    try:
-        from decode_omics.pp._scale import get_matrix
-
-        X = get_matrix(adata)
-    except ImportError:  # pragma: no cover - the helper moved
-        X = adata.X
-    X, report = pp.to_linear(X, name=name)
+    X, report = pp.to_linear(get_matrix(adata), scale=scale, name=name)
     if sparse.issparse(X):
         X = X.toarray()
     return np.asarray(X, dtype=np.float32), report.scale
@@ -159,8 +158,9 @@ def export_task(task, folder: Path, seed: int, options: dict | None = None) -> N
     folder.mkdir(parents=True, exist_ok=True)
     features = pp.shared_features(task.reference.var_names, task.bulk.var_names)
     # linear scale over ALL features first: library sizes (for CPM-type normalisations) count every feature measured
-    Xr, ref_scale = _linear(task.reference, "reference")
-    Xb, bulk_scale = _linear(task.bulk, "bulk")
+    scale = getattr(task, "scale", "auto")
+    Xr, ref_scale = _linear(task.reference, "reference", scale)
+    Xb, bulk_scale = _linear(task.bulk, "bulk", scale)
     lib_r, lib_b = Xr.sum(axis=1, dtype=np.float64), Xb.sum(axis=1, dtype=np.float64)
     Xr = np.ascontiguousarray(Xr[:, task.reference.var_names.get_indexer(features)])
     Xb = np.ascontiguousarray(Xb[:, task.bulk.var_names.get_indexer(features)])

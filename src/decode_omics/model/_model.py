@@ -366,7 +366,9 @@ class DECODE(BaseModelClass):
             (GSE107572), with the discriminator separating the domains (accuracy 0.9-1.0) from a handful of bulk
             samples; see the benchmarks page. Switch it on to study alignment on larger cohorts.
         denoise
-            Train and use the masking denoiser with noisy views and the contrastive loss.
+            Train and use the masking denoiser with noisy views and the contrastive loss. On by default: over 3 seeds
+            it raised pooled CCC on cross-platform proteomics (0.833 vs 0.802) and real PBMC bulk (0.818 vs 0.809)
+            and cost a little on same-platform metabolomics and cell states; ``False`` trains 2-6x faster.
         contrastive_weight, adversarial_weight
             Weights of the contrastive loss and of the reversed gradient.
         input_noise
