@@ -17,7 +17,7 @@ from .scenarios import Task
 #: DECODE variants: (model keyword arguments, train keyword arguments). Defaults are the package's defaults.
 DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
     "DECODE": ({}, {}),  # the package's defaults
-    # The ablation: each stage on or off, explicitly (one of these equals the defaults; see DEFAULTS_EQUAL).
+    # The ablation: each stage on or off, explicitly (one of these equals the defaults; see SAME_AS_DEFAULTS).
     "DECODE full": ({}, {"adversarial": True, "denoise": True}),
     "DECODE no adversarial": ({}, {"adversarial": False, "denoise": True}),
     "DECODE no denoiser": ({}, {"adversarial": True, "denoise": False}),

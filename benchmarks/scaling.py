@@ -58,6 +58,17 @@ def _cells(rng, labels: np.ndarray, profiles: np.ndarray, nnz_per_cell: int):
     return X
 
 
+def _h5ad_without_x(f, obs: pd.DataFrame, var: pd.DataFrame) -> None:
+    """Everything of an h5ad file but ``X`` (written next, block by block, by the caller)."""
+    from anndata.io import write_elem
+
+    f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
+    write_elem(f, "obs", obs)
+    write_elem(f, "var", var)
+    for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
+        write_elem(f, key, {})
+
+
 def write_reference(path: Path, n_cells: int, n_genes: int, n_labels: int, block: int = 50_000) -> None:
     """A synthetic reference written block by block with anndata's on-disk sparse append."""
     import h5py
@@ -73,11 +84,7 @@ def write_reference(path: Path, n_cells: int, n_genes: int, n_labels: int, block
     var = pd.DataFrame(index=pd.Index([f"gene{j}" for j in range(n_genes)]))
     nnz = int(0.05 * n_genes)
     with h5py.File(path, "w") as f:
-        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", var)
-        for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
-            write_elem(f, key, {})
+        _h5ad_without_x(f, obs, var)
         for start in range(0, n_cells, block):
             chunk = _cells(rng, labels[start : start + block], profiles, nnz)
             if start == 0:
@@ -147,7 +154,6 @@ def cohort_job(args) -> None:
     import anndata as ad
     import h5py
     import scvi
-    from anndata.io import write_elem
 
     import decode_omics as dco
     from decode_omics.model import DECODE
@@ -159,11 +165,8 @@ def cohort_job(args) -> None:
         write_reference(ref_path, 20_000, n_genes, n_labels)
     if not path.exists():
         with h5py.File(path, "w") as f:
-            f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-            write_elem(f, "obs", pd.DataFrame(index=pd.Index([f"sample{i}" for i in range(args.n)])))
-            write_elem(f, "var", pd.DataFrame(index=pd.Index([f"gene{j}" for j in range(n_genes)])))
-            for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
-                write_elem(f, key, {})
+            obs = pd.DataFrame(index=pd.Index([f"sample{i}" for i in range(args.n)]))
+            _h5ad_without_x(f, obs, pd.DataFrame(index=pd.Index([f"gene{j}" for j in range(n_genes)])))
             X = f.create_dataset("X", shape=(args.n, n_genes), dtype="float32", chunks=(1000, n_genes))
             X.attrs["encoding-type"], X.attrs["encoding-version"] = "array", "0.2.0"
             truth = []
