@@ -23,7 +23,17 @@ TARGETS = {
 #: Target for the unknown share (RMSE against the truth, absolute mode).
 UNKNOWN_RMSE_TARGET = 0.05
 #: Deep-learning peers, whose fit + predict time DECODE must beat.
-DL_PEERS = ("Scaden", "TAPE", "scpDeconv", "DECODE research code")
+DL_PEERS = ("Scaden", "Scaden m256", "TAPE", "scpDeconv", "DECODE research code")
+
+
+def _peak(row: pd.Series) -> str:
+    """Peak RSS in MB; for a peer (its own process) only if the job measured child processes."""
+    in_process = row["method"] == "NNLS" or (
+        row["method"].startswith("DECODE") and row["method"] != "DECODE research code"
+    )
+    if in_process or row.get("peak_rss_with_children", False):
+        return f"{row['peak_rss_mb']:.0f}"
+    return "not measured"
 
 
 def _fmt(mean: float, sd: float) -> str:
@@ -80,6 +90,38 @@ def _scatter(estimates: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+#: The ablation's variants (DECODE-faithful settings last) and the scenarios the issue asks it on.
+ABLATION = ("DECODE full", "DECODE no adversarial", "DECODE no denoiser", "DECODE neither", "DECODE research settings")
+ABLATION_SCENARIOS = ("pbmc_real", "proteomics", "bone_marrow", "kidney", "tscp_states")
+
+
+def _ablation_table(scores: pd.DataFrame) -> list[str]:
+    """Scenario x variant: mean ± sd over seeds of the scenario's CCC (its tasks averaged within each seed)."""
+    d = scores[scores["method"].isin(ABLATION) & scores["scenario"].isin(ABLATION_SCENARIOS)].dropna(subset=["ccc"])
+    if d.empty:
+        return []
+    n_tasks = d.groupby("scenario")["task"].nunique()
+    per_seed = d.groupby(["scenario", "method", "seed"]).agg(ccc=("ccc", "mean"), n=("task", "nunique")).reset_index()
+    per_seed = per_seed[per_seed["n"] == per_seed["scenario"].map(n_tasks)]  # seeds with every task of the scenario
+    lines = [
+        "Mean pooled CCC per scenario (tasks averaged within a seed), mean ± sd over seeds; `DECODE no adversarial`",
+        "is the package's defaults. Best per scenario in bold.",
+        "",
+        "| scenario | " + " | ".join(m.removeprefix("DECODE ") for m in ABLATION) + " |",
+        "|---|" + "---|" * len(ABLATION),
+    ]
+    for scenario in ABLATION_SCENARIOS:
+        cells, means = [], []
+        for method in ABLATION:
+            v = per_seed[(per_seed["scenario"] == scenario) & (per_seed["method"] == method)]["ccc"]
+            means.append(v.mean() if len(v) else -np.inf)
+            cells.append(f"{_fmt(v.mean(), v.std() if len(v) > 1 else np.nan)} ({len(v)})" if len(v) else "-")
+        best = int(np.argmax(means))
+        cells[best] = f"**{cells[best]}**"
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return [*lines, "", "(n): seeds.", ""]
+
+
 def _ablation(scores: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -123,11 +165,14 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         "# Benchmarks",
         "",
         "Written by `python -m benchmarks run` (`--quick`: DECODE, NNLS and dtangle, one seed, every scenario but",
-        "noise; `--full`: every DECODE variant and peer, three seeds). This page also holds earlier runs with other",
-        "subsets: the *seeds* column says how many seeds each row has. Scores are pooled over samples x labels after",
+        "noise; `--full`: every DECODE variant and peer, three seeds), or from the cached job results alone by",
+        "`python -m benchmarks report`. This page holds every cached run, whatever subset it was run with: the",
+        "*seeds* column says how many seeds each row has. Scores are pooled over samples x labels after",
         "renormalising estimate and truth over the labels",
         "both have; seconds are fit + predict; peak RSS is the job process's maximum resident memory (it includes",
-        "about 0.6 GB of imported libraries). Each job runs single-threaded (`--threads 1`) so that times compare.",
+        "about 0.6 GB of imported libraries), or for a peer the larger of that and its own process's; peer rows cached",
+        "before peer processes were measured say *not measured*. Each job runs single-threaded (`--threads 1`) so",
+        "that times compare.",
         "Rows marked *cached* reuse a job result from an earlier run.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only. Versions: "
@@ -164,7 +209,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         c = "yes" if cached.get((r["scenario"], r["task"], r["method"]), False) else ""
         lines.append(
             f"| {r['scenario']} | {r['task']} | {r['method']} | {_fmt(r['ccc'], r['ccc_sd'])} | {r['rmse']:.4f} | "
-            f"{r['pearson']:.3f} | {r['seconds']:.0f} | {r['peak_rss_mb']:.0f} | {r['seeds']} | {c} |"
+            f"{r['pearson']:.3f} | {r['seconds']:.0f} | {_peak(r)} | {r['seeds']} | {c} |"
         )
     if "note" in scores.columns and scores["note"].notna().any():
         lines += ["", "## Not run", "", "| scenario | task | method | why |", "|---|---|---|---|"]
@@ -234,4 +279,5 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         ]
     if (static / "ablation.png").exists():
         lines += ["## Ablation", "", "![ablation](_static/benchmarks/ablation.png)", ""]
+        lines += _ablation_table(scores)
     (docs / "benchmarks.md").write_text("\n".join(lines) + "\n")

@@ -130,6 +130,56 @@ def test_absolute_mode_reports_planted_unknown():
     assert dco.metrics.ccc(f, truth) > 0.85
 
 
+def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():
+    from decode_omics.model._reference_fit import PLATFORM_SHIFT_WARNING
+
+    ref, bulk = _problem(seed=6)
+    shifted = bulk.copy()  # another platform: every feature measured with its own efficiency (log-normal, sd 1.2)
+    shifted.X = np.asarray(bulk.X) * np.exp(np.random.default_rng(0).normal(0, 1.2, bulk.n_vars))
+    untouched = fingerprint(shifted)
+    model = _fit(ref, bulk, model_kwargs={"mode": "absolute"}, max_epochs=2)
+    same = model.get_reference_fit()
+    assert same.index.equals(bulk.obs_names) and same.name == "reference_fit"
+    assert same.max() < PLATFORM_SHIFT_WARNING
+    assert model.get_reference_fit(shifted).min() > 2 * PLATFORM_SHIFT_WARNING
+    assert fingerprint(shifted) == untouched
+    with pytest.warns(UserWarning, match="read it as an upper bound"):
+        model.get_fractions(shifted)
+    with pytest.warns(UserWarning, match="read it as an upper bound"):
+        next(model.iter_fractions(shifted))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.get_fractions()
+    assert not [w for w in caught if "upper bound" in str(w.message)]
+
+
+def test_values_as_stored_for_data_without_a_linear_scale():
+    """Centred single-cell proteomics (log-ratios): mixtures are sums of stored values, read with scale='as_is'."""
+    ref = reference_and_bulk(7, n_samples=2)[0]
+    logged = np.log2(np.asarray(ref.X) + 1)
+    centred = ref.copy()
+    centred.X = (logged - logged.mean(axis=0)).astype(np.float32)  # negative values, no linear scale
+    half = np.random.default_rng(7).random(centred.n_obs) < 0.5
+    ref, query = centred[half].copy(), centred[~half].copy()
+    bulk = dco.pp.simulate_pseudobulk(
+        query, "cell_type", n_samples=40, cells_per_sample=15, fractions="uniform", scale="as_is", random_state=0
+    )
+    untouched = fingerprint(bulk)
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type", scale="as_is")
+    DECODE.setup_anndata(bulk, scale="as_is")
+    with pytest.raises(ValueError, match="Use mode='relative'"):
+        DECODE(ref, bulk, mode="absolute")
+    model = DECODE(ref, bulk)
+    model.train(**FAST)
+    assert dco.metrics.ccc(model.get_fractions(), bulk.obsm["fractions"]) > 0.8  # 0.89 measured
+    with pytest.raises(ValueError, match="needs a linear scale"):
+        model.get_reference_fit()
+    assert fingerprint(bulk) == untouched
+
+
 def test_mudata_path():
     ref, bulk = _problem(seed=5)
     mdata = MuData({"rna": bulk})
