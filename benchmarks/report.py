@@ -244,7 +244,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         for _, r in summary[summary["unknown_rmse"].notna()].iterrows():
             met = "yes" if r["unknown_rmse"] <= UNKNOWN_RMSE_TARGET else "**no**"
             lines.append(f"| {r['task']} | {r['method']} | {r['unknown_rmse']:.3f} | {met} | {r['ccc']:.3f} |")
-    peers = summary[summary["method"].isin(DL_PEERS)]
+    peers = summary[summary["method"].isin(DL_PEERS) & np.isfinite(summary["seconds"])]  # failed runs have no time
     if not peers.empty:
         lines += [
             "",
