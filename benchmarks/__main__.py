@@ -193,7 +193,10 @@ def run(args) -> None:
             rows += [row | {"cached": tag not in fresh} for row in json.loads(out.read_text())]
     scores = pd.DataFrame(rows)
     # jobs cached before peers' child processes were measured: their peak RSS is the harness's alone
-    scores["peak_rss_with_children"] = scores.get("peak_rss_with_children", pd.Series(dtype=object)).eq(True)
+    measured = (
+        scores["peak_rss_with_children"] if "peak_rss_with_children" in scores else pd.Series(False, scores.index)
+    )
+    scores["peak_rss_with_children"] = measured.eq(True)
     if "unknown_rmse" not in scores:
         scores["unknown_rmse"] = np.nan
     scores.to_csv(RESULTS / "scores.csv", index=False)

@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -147,8 +148,6 @@ def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():
         model.get_fractions(shifted)
     with pytest.warns(UserWarning, match="read it as an upper bound"):
         next(model.iter_fractions(shifted))
-    import warnings
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.get_fractions()

@@ -567,7 +567,7 @@ class DECODE(BaseModelClass):
         """Warn when the bulk is far from any mix of the labels (see :meth:`get_reference_fit`): the unknown share
         then absorbs the platform shift. Checked on the first ``n_check`` samples."""
         _, block = next(source.blocks(n_check))
-        spread = float(np.nanmedian(log_residual_spread(block[:n_check], self.module.label_profiles.cpu().numpy())))
+        spread = float(np.nanmedian(log_residual_spread(block, self.module.label_profiles.cpu().numpy())))
         if spread > PLATFORM_SHIFT_WARNING:
             warnings.warn(
                 f"The bulk differs from every mix of the reference's labels far more than samples from the reference's "
