@@ -40,6 +40,8 @@ FULL_METHODS = [
     "DECODE no adversarial",
     "DECODE no denoiser",
     "DECODE neither",
+    "DECODE full unguarded",
+    "DECODE no denoiser unguarded",
     "DECODE research settings",
     "NNLS",
     "dtangle",

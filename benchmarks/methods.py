@@ -22,11 +22,23 @@ DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
     "DECODE no adversarial": ({}, {"adversarial": False, "denoise": True}),
     "DECODE no denoiser": ({}, {"adversarial": True, "denoise": False}),
     "DECODE neither": ({}, {"adversarial": False, "denoise": False}),
+    # The adversarial stage as first built, without its spread guard (it collapses the bulk's codes).
+    "DECODE full unguarded": ({}, {"adversarial": True, "denoise": True, "spread_weight": 0.0}),
+    "DECODE no denoiser unguarded": ({}, {"adversarial": True, "denoise": False, "spread_weight": 0.0}),
     # The research code's settings (DECODE-REFERENCE.md §1, §4, §5) on our corrected implementation: sums of real
-    # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment.
+    # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment (without
+    # the spread guard, which the research code does not have).
     "DECODE research settings": (
         {"pseudotissue": "cells", "standardize": False, "fractions": "uniform", "cells_per_sample": 30},
-        {"lr": 1e-4, "batch_size": 64, "input_noise": 0.0, "adversarial": True, "denoise": True, "align": "both"},
+        {
+            "lr": 1e-4,
+            "batch_size": 64,
+            "input_noise": 0.0,
+            "adversarial": True,
+            "denoise": True,
+            "align": "both",
+            "spread_weight": 0.0,
+        },
     ),
     # Data-parallel training over two CPU processes (gloo); the same global batch and steps as one process.
     "DECODE 2-process DDP": ({}, {"strategy": "ddp", "devices": 2, "accelerator": "cpu", "denoise": True}),

@@ -113,6 +113,22 @@ def tscp_states() -> list[Task]:
     return [Task("tscp_states", "T-SCP stages", ref, "stage", bulk, bulk.obsm["fractions"])]
 
 
+def tscp_narrow() -> list[Task]:
+    """Scenario 5b: scenario 5 with tissue-like compositions, to test alignment under label shift: the 200 mixtures'
+    fractions vary around one mean (Dirichlet(30 m), m ~ Dirichlet(3, ..., 3), seed 0; per-label sd about 0.07, a
+    third of the pseudo-tissues'), as compositions of real tissue do."""
+    adata = dco.datasets.tscp_cellcycle()
+    ref, query = _halves(adata, "stage")
+    labels = sorted(query.obs["stage"].unique())
+    rng = np.random.default_rng(0)
+    mean = rng.dirichlet(np.full(len(labels), 3.0))
+    fractions = pd.DataFrame(rng.dirichlet(30 * mean, 200), columns=labels, index=[f"mixture_{i}" for i in range(200)])
+    bulk = dco.pp.simulate_pseudobulk(
+        query, "stage", n_samples=200, cells_per_sample=50, fractions=fractions, scale="log1p", random_state=0
+    )
+    return [Task("tscp_narrow", "T-SCP stages, narrow compositions", ref, "stage", bulk, bulk.obsm["fractions"])]
+
+
 def kidney() -> list[Task]:
     """Scenario 4b: kidney cell-line metabolomics, linear peak areas; one biological replicate held out per fold
     (3 folds): reference = the other replicates' samples, 200 mixtures of 15 samples from the held-out replicate."""
@@ -242,6 +258,7 @@ SCENARIOS: dict[str, Callable[[], list[Task]]] = {
     "bone_marrow": bone_marrow,
     "kidney": kidney,
     "tscp_states": tscp_states,
+    "tscp_narrow": tscp_narrow,
     "cellbench": cellbench,
     "proteomics": proteomics,
     "unknown": unknown_material,

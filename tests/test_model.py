@@ -47,6 +47,7 @@ def test_recovers_easy_problem(fitted):
         "fraction_loss_train",
         "contrastive_loss_train",
         "discriminator_accuracy_train",
+        "spread_loss_train",
         "fraction_loss_validation",
     ):
         assert key in model.history
@@ -129,6 +130,20 @@ def test_absolute_mode_reports_planted_unknown():
     assert np.corrcoef(f["unknown"], truth["unknown"])[0, 1] > 0.6
     assert np.sqrt(((f["unknown"] - truth["unknown"]) ** 2).mean()) < 0.15
     assert dco.metrics.ccc(f, truth) > 0.85
+
+
+def test_spread_guard_keeps_aligned_bulk_estimates_apart():
+    """Across a platform shift (log-normal per-feature gains, sd 1.0), the adversarial stage without its spread guard
+    maps the bulk's codes close together, so their estimates lose their spread; the guard keeps them apart and
+    accurate."""
+    ref, bulk = _problem(n_samples=200)
+    truth = bulk.obsm["fractions"]
+    bulk.X = np.asarray(bulk.X) * np.exp(np.random.default_rng(5).standard_normal(bulk.n_vars))
+    guarded = _fit(ref, bulk, adversarial=True).get_fractions()
+    unguarded = _fit(ref, bulk, adversarial=True, spread_weight=0.0).get_fractions()
+    assert dco.metrics.ccc(guarded, truth) > 0.9
+    assert guarded.std().mean() > 0.8 * truth.std().mean()
+    assert unguarded.std().mean() < 0.6 * guarded.std().mean()
 
 
 def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():

@@ -339,6 +339,7 @@ class DECODE(BaseModelClass):
         denoise: bool = True,
         contrastive_weight: float = 0.1,
         adversarial_weight: float = 0.1,
+        spread_weight: float = 1.0,
         input_noise: float = 0.2,
         align: Literal["bulk", "both"] = "bulk",
         early_stopping: bool = True,
@@ -372,6 +373,11 @@ class DECODE(BaseModelClass):
             and cost a little on same-platform metabolomics and cell states; ``False`` trains 2-6x faster.
         contrastive_weight, adversarial_weight
             Weights of the contrastive loss and of the reversed gradient.
+        spread_weight
+            Weight of the adversarial stage's spread guard: each latent dimension's spread over the real bulk's codes
+            is kept at least at the pseudo-tissues' (a hinge on the standard deviations). Without it (``0``) the
+            encoder evades the discriminator by mapping every bulk sample to nearly one code: on T-SCP cell states the
+            spread of the bulk's estimates fell from 0.18 to 0.02 and pooled CCC from 0.94 to 0.18 (3 seeds).
         input_noise
             Standard deviation of Gaussian noise on the normalised input in training.
         align
@@ -416,6 +422,7 @@ class DECODE(BaseModelClass):
             adversarial=adversarial,
             contrastive_weight=contrastive_weight,
             adversarial_weight=adversarial_weight,
+            spread_weight=spread_weight,
             input_noise=input_noise,
             align=align,
             max_epochs=max_epochs,
@@ -444,6 +451,7 @@ class DECODE(BaseModelClass):
             "denoise": denoise,
             "contrastive_weight": contrastive_weight,
             "adversarial_weight": adversarial_weight,
+            "spread_weight": spread_weight,
             "input_noise": input_noise,
             "align": align,
             "seed": seed,

@@ -23,7 +23,11 @@ class DECODETrainingPlan(pl.LightningModule):
       parts of its noisy views, weighted by ``contrastive_weight``;
     - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
       reversal layer whose weight ramps up from 0 to ``adversarial_weight`` (DANN schedule), so the encoder learns
-      codes the discriminator cannot separate.
+      codes the discriminator cannot separate;
+    - spread guard (with the adversarial loss): a hinge on each latent dimension's standard deviation over the batch's
+      real-bulk codes, which must stay at least at the pseudo-tissue codes' (VICReg's variance term; Bardes et al.,
+      2022), weighted by ``spread_weight``. Without it the encoder evades the discriminator by mapping every bulk
+      sample to nearly one code, and the bulk's estimates lose their spread.
 
     Parameters
     ----------
@@ -33,7 +37,7 @@ class DECODETrainingPlan(pl.LightningModule):
         Adam settings.
     denoise, adversarial
         Switch the denoising and the adversarial stage on or off (for ablations).
-    contrastive_weight, adversarial_weight
+    contrastive_weight, adversarial_weight, spread_weight
         Loss weights.
     input_noise
         Standard deviation of Gaussian noise added to the normalised input in training.
@@ -67,8 +71,10 @@ class DECODETrainingPlan(pl.LightningModule):
         align: str = "bulk",
         max_epochs: int = 100,
         feature_gain: float = 0.0,
+        spread_weight: float = 1.0,
     ):
         super().__init__()
+        self.spread_weight = spread_weight
         self.feature_gain = feature_gain
         self.module = module
         self.lr = lr
@@ -135,6 +141,10 @@ class DECODETrainingPlan(pl.LightningModule):
             logits = m.domain_logits(torch.cat([z_src, zb]), weight)
             target = torch.cat([torch.zeros(len(z)), torch.ones(len(zb))]).to(logits)
             adv = F.binary_cross_entropy_with_logits(logits, target)
+            if self.spread_weight > 0:
+                floor = z.detach().std(dim=0)
+                losses["spread_loss"] = F.relu(floor - zb.std(dim=0)).mean()
+                total = total + self.spread_weight * losses["spread_loss"]
             losses["adversarial_loss"] = adv
             losses["discriminator_accuracy"] = ((logits > 0).float() == target).float().mean()
             # The discriminator itself learns at full strength; the reversed gradient reaching the encoder is scaled
