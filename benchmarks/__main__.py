@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .report import ABLATION
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs"
@@ -36,13 +38,7 @@ QUICK_METHODS = ["DECODE", "NNLS", "dtangle"]
 FULL_ONLY_SCENARIOS = ("noise",)
 FULL_METHODS = [
     "DECODE",
-    "DECODE full",
-    "DECODE no adversarial",
-    "DECODE no denoiser",
-    "DECODE neither",
-    "DECODE full unguarded",
-    "DECODE no denoiser unguarded",
-    "DECODE research settings",
+    *ABLATION,
     "NNLS",
     "dtangle",
     "RNA-Sieve",
