@@ -146,6 +146,15 @@ def test_spread_guard_keeps_aligned_bulk_estimates_apart():
     assert unguarded.std().mean() < 0.6 * guarded.std().mean()
 
 
+def test_spread_guard_survives_a_batch_of_one():
+    """129 pseudo-tissues in batches of 128 leave a last batch of one sample, which has no spread: training goes on
+    and the fractions stay finite."""
+    ref, bulk = _problem()
+    model = _fit(ref, bulk, adversarial=True, n_pseudotissues=129, batch_size=128, max_epochs=3)
+    assert np.isfinite(model.history["train_loss"].to_numpy(dtype=float)).all()
+    assert np.isfinite(model.get_fractions().to_numpy()).all()
+
+
 def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():
     from decode_omics.model._reference_fit import PLATFORM_SHIFT_WARNING
 

@@ -366,11 +366,10 @@ class DECODE(BaseModelClass):
         adversarial
             Align pseudo-tissue and real-bulk codes adversarially (needs registered bulk). Off by default. It pulls
             the bulk's codes, and with them its estimates, towards the pseudo-tissues' spread of compositions
-            (Dirichlet(1) over the labels). That wins on
-            cohorts designed to span the labels from another batch (kidney cell-line mixtures: pooled CCC 0.855
-            against 0.763, 3 seeds). It loses on cohorts that vary around one composition, as tissue does: real
-            PBMC 0.238 against 0.818; T-SCP states with tissue-like compositions 0.435 against 0.903. See the method
-            page.
+            (Dirichlet(1) over the labels). That wins on cohorts designed to span the labels from another batch
+            (kidney cell-line mixtures: pooled CCC 0.855 against 0.763, 3 seeds) and loses on cohorts that vary
+            around one composition, as tissue does (real PBMC 0.238 against 0.818; T-SCP states with tissue-like
+            compositions 0.435 against 0.903). See the method page.
         denoise
             Train and use the masking denoiser with noisy views and the contrastive loss. On by default: over 3 seeds
             it raised pooled CCC on cross-platform proteomics (0.833 vs 0.802) and real PBMC bulk (0.818 vs 0.809)

@@ -141,7 +141,7 @@ class DECODETrainingPlan(pl.LightningModule):
             logits = m.domain_logits(torch.cat([z_src, zb]), weight)
             target = torch.cat([torch.zeros(len(z)), torch.ones(len(zb))]).to(logits)
             adv = F.binary_cross_entropy_with_logits(logits, target)
-            if self.spread_weight > 0:
+            if self.spread_weight > 0 and len(zb) > 1:  # a spread needs two samples (a last batch can hold one)
                 floor = z.detach().std(dim=0)
                 losses["spread_loss"] = F.relu(floor - zb.std(dim=0)).mean()
                 total = total + self.spread_weight * losses["spread_loss"]
