@@ -17,17 +17,27 @@ from .scenarios import Task
 #: DECODE variants: (model keyword arguments, train keyword arguments). Defaults are the package's defaults.
 DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
     "DECODE": ({}, {}),  # the package's defaults
-    # The ablation: each stage on or off, explicitly (one of these equals the defaults; see SAME_AS_DEFAULTS).
-    "DECODE full": ({}, {"adversarial": True, "denoise": True}),
-    "DECODE no adversarial": ({}, {"adversarial": False, "denoise": True}),
-    "DECODE no denoiser": ({}, {"adversarial": True, "denoise": False}),
-    "DECODE neither": ({}, {"adversarial": False, "denoise": False}),
+    # The defaults, explicitly: no adversarial stage, the denoiser, platform gains (in relative mode; None = on in
+    # relative mode, off in absolute mode). See SAME_AS_DEFAULTS.
+    "DECODE platform correction": ({}, {"adversarial": False, "denoise": True, "platform_correction": None}),
+    # The ablation: each stage on or off, explicitly, all measured without the platform correction (added after
+    # them; "DECODE no adversarial" was the defaults until then).
+    "DECODE full": ({}, {"adversarial": True, "denoise": True, "platform_correction": False}),
+    "DECODE no adversarial": ({}, {"adversarial": False, "denoise": True, "platform_correction": False}),
+    "DECODE no denoiser": ({}, {"adversarial": True, "denoise": False, "platform_correction": False}),
+    "DECODE neither": ({}, {"adversarial": False, "denoise": False, "platform_correction": False}),
     # The adversarial stage as first built, without its spread guard (it collapses the bulk's codes).
-    "DECODE full unguarded": ({}, {"adversarial": True, "denoise": True, "spread_weight": 0.0}),
-    "DECODE no denoiser unguarded": ({}, {"adversarial": True, "denoise": False, "spread_weight": 0.0}),
+    "DECODE full unguarded": (
+        {},
+        {"adversarial": True, "denoise": True, "spread_weight": 0.0, "platform_correction": False},
+    ),
+    "DECODE no denoiser unguarded": (
+        {},
+        {"adversarial": True, "denoise": False, "spread_weight": 0.0, "platform_correction": False},
+    ),
     # The research code's settings (DECODE-REFERENCE.md §1, §4, §5) on our corrected implementation: sums of real
     # cells, uniform fractions, 30 cells, Adam 1e-4, batch 64, no input noise, classical two-sided alignment (without
-    # the spread guard, which the research code does not have).
+    # the spread guard or the platform gains, which the research code does not have).
     "DECODE research settings": (
         {"pseudotissue": "cells", "standardize": False, "fractions": "uniform", "cells_per_sample": 30},
         {
@@ -38,19 +48,26 @@ DECODE_VARIANTS: dict[str, tuple[dict, dict]] = {
             "denoise": True,
             "align": "both",
             "spread_weight": 0.0,
+            "platform_correction": False,
         },
     ),
     # Data-parallel training over two CPU processes (gloo); the same global batch and steps as one process.
-    "DECODE 2-process DDP": ({}, {"strategy": "ddp", "devices": 2, "accelerator": "cpu", "denoise": True}),
+    "DECODE 2-process DDP": (
+        {},
+        {"strategy": "ddp", "devices": 2, "accelerator": "cpu", "denoise": True, "platform_correction": False},
+    ),
     # Experimental: per-feature gain augmentation (plan_kwargs feature_gain).
-    "DECODE gain 0.3": ({}, {"plan_kwargs": {"feature_gain": 0.3}, "denoise": True}),
-    "DECODE gain 0.3 no denoiser": ({}, {"plan_kwargs": {"feature_gain": 0.3}, "denoise": False}),
+    "DECODE gain 0.3": ({}, {"plan_kwargs": {"feature_gain": 0.3}, "denoise": True, "platform_correction": False}),
+    "DECODE gain 0.3 no denoiser": (
+        {},
+        {"plan_kwargs": {"feature_gain": 0.3}, "denoise": False, "platform_correction": False},
+    ),
 }
 
 
 #: Variants whose configuration equals the package defaults: deterministic on CPU, so their job results are reused
 #: under the name "DECODE" instead of running the same configuration twice (checked by `defaults_alias`).
-SAME_AS_DEFAULTS = "DECODE no adversarial"
+SAME_AS_DEFAULTS = "DECODE platform correction"
 
 
 def defaults_alias() -> str:

@@ -340,3 +340,11 @@ def test_predict_streams_a_cohort_to_csv(files, tmp_path, capsys, fast_training)
     prot = ["--bulk", str(files["cohort"]), "--modality", "prot", "--overwrite"]
     assert main(["predict", "--model", str(model_dir), "--out", str(csv), *prot]) == 3
     assert "lack" in capsys.readouterr().err and not (tmp_path / "fractions.csv.partial").exists()
+    # the training bulk's platform gains are applied unless switched off (for bulk from another platform)
+    model = dco.model.DECODE.load(model_dir)
+    assert model.platform_gains_ is not None
+    assert main([*argv, "--overwrite", "--no-platform-correction"]) == 0
+    raw = model.get_fractions(ad.read_h5ad(files["bulk"]), platform_correction=False)
+    pd.testing.assert_frame_equal(pd.read_csv(csv, index_col=0), raw, check_names=False, atol=1e-5)
+    assert np.abs(np.log(model.platform_gains_)).max() > 0.01  # so the two differ
+    assert not np.allclose(raw.to_numpy(), expected.to_numpy(), atol=1e-5)

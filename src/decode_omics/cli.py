@@ -100,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--layer", default=None, help="bulk layer to use instead of X (read into memory)")
     pred.add_argument("--scale", default="auto", choices=scales, help="scale of the bulk (default: detected)")
     pred.add_argument("--block-rows", type=int, default=10_000, help="samples read per block (default: 10000)")
+    pred.add_argument(
+        "--no-platform-correction",
+        action="store_true",
+        help="do not divide by the platform gains fitted to the training bulk (for bulk from another platform)",
+    )
     pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     demo = sub.add_parser(
@@ -253,7 +258,12 @@ def _predict(args) -> int:
     tmp = out.with_name(out.name + ".partial")
     try:
         blocks = model.iter_fractions(
-            bulk, layer=args.layer, modality=args.modality, scale=args.scale, block_rows=args.block_rows
+            bulk,
+            layer=args.layer,
+            modality=args.modality,
+            scale=args.scale,
+            block_rows=args.block_rows,
+            platform_correction=not args.no_platform_correction,
         )
         with open(tmp, "w") as handle:
             for i, block in enumerate(blocks):

@@ -39,9 +39,19 @@ class BulkSource:
         Layer instead of ``.X``.
     scale
         Scale of the data (``"auto"``: detected on the model's features; for data on disk, on 2,000 random rows).
+    log_gains
+        Per-feature log gains of the data's platform (see :func:`~decode_omics.model._platform.feature_log_gains`):
+        every block is divided by ``exp(log_gains)`` after it is brought to the linear scale.
     """
 
-    def __init__(self, data: AnnData, features: list[str], layer: str | None = None, scale: str = "auto"):
+    def __init__(
+        self,
+        data: AnnData,
+        features: list[str],
+        layer: str | None = None,
+        scale: str = "auto",
+        log_gains: np.ndarray | None = None,
+    ):
         if data.n_obs == 0:
             raise ValueError("The bulk data hold 0 samples.")
         names = pd.Index(data.var_names.astype(str))
@@ -66,6 +76,7 @@ class BulkSource:
         else:
             sample = self.X[:, self.positions]
         self.scale: ScaleReport = resolve_scale(detect_scale(sample, name="bulk"), scale, "auto", "bulk")
+        self.divisor = None if log_gains is None else np.exp(np.asarray(log_gains, dtype=np.float64)).astype(np.float32)
 
     def _dense(self, block, start: int) -> np.ndarray:
         block = linearize(block[:, self.positions], self.scale.scale)
@@ -77,7 +88,7 @@ class BulkSource:
                 f"{empty.size} bulk sample(s) have no signal on the model's {block.shape[1]} features (all zero), "
                 f"e.g. {names}. Drop them, or check that the features are measured in these samples."
             )
-        return block
+        return block if self.divisor is None else block / self.divisor
 
     def blocks(self, block_rows: int = 10_000) -> Iterator[tuple[int, np.ndarray]]:
         """``(start, samples x features)`` float32 blocks, in order."""
