@@ -137,7 +137,14 @@ def _spread_table(jobs: Path) -> list[str]:
     """Spread of the bulk's estimates under the adversarial variants: per-label sd over samples, averaged over labels
     and seeds, next to the truth's. An alignment that maps every bulk sample to one code shows here as a spread near 0.
     """
-    variants = ("DECODE", "DECODE full", "DECODE full unguarded", "DECODE no denoiser", "DECODE no denoiser unguarded")
+    variants = (
+        "DECODE",
+        "DECODE no adversarial",
+        "DECODE full",
+        "DECODE full unguarded",
+        "DECODE no denoiser",
+        "DECODE no denoiser unguarded",
+    )
     spread: dict[tuple[str, str], dict[str, float]] = {}
     for method in variants:
         for f in sorted(jobs.glob(f"*__{method.replace(' ', '_')}__*__default.csv.gz")):

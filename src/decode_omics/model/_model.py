@@ -413,9 +413,9 @@ class DECODE(BaseModelClass):
             samples, between the bulk and the mixture its estimates predict, shrunk towards 1 by how much of it
             sampling noise could explain; so a cohort from the reference's own platform is barely changed. ``None``
             (default): on in relative mode, off in absolute mode, where it made the ``unknown`` share worse on real
-            PBMC bulk (RMSE 0.56 against 0.23). Needs at least 5 registered bulk samples on a linear scale (not
-            ``scale="as_is"``); otherwise no gains are fitted. See the method page for what it changed in the
-            benchmarks.
+            PBMC bulk (RMSE 0.56 against 0.23, one seed). Needs at least 5 registered bulk samples on a linear
+            scale (not ``scale="as_is"``); otherwise no gains are fitted. See the method page for what it changed in
+            the benchmarks.
         accelerator, devices
             Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
         plan_kwargs
