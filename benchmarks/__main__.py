@@ -48,6 +48,9 @@ FULL_METHODS = [
     "Scaden",
     "scpDeconv",
     "DECODE research code",
+    "Rectangle",
+    "AutoGeneS",
+    "DeconV",
 ]
 #: What `report` shows: every method of --full, Scaden's smallest member alone and the data-parallel check.
 REPORT_METHODS = [*FULL_METHODS, "Scaden m256", "DECODE 2-process DDP"]

@@ -214,6 +214,9 @@ _PEERS: list[Peer] = [
     Peer(
         "DECODE research code", "decode_research", "run_decode_research.py", 3 * 3600, "~15-30 min", needs_source=True
     ),
+    Peer("Rectangle", "rectanglepy", "run_rectanglepy.py", 3 * 3600, "~4-5 min", needs_rna=True),
+    Peer("AutoGeneS", "autogenes", "run_autogenes.py", 3 * 3600, "~8-11 min (ngen=2000; ~4-5 min CPU)"),
+    Peer("DeconV", "deconv", "run_deconv.py", 3 * 3600, "~8-9 min (2000 HVG, 400 reference epochs)", needs_rna=True),
 ]
 
 #: Name -> Peer (a callable(task, seed) -> fractions DataFrame).

@@ -29,7 +29,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("peers", nargs="*")
     parser.add_argument("--scenario", default="pbmc_real")
-    parser.add_argument("--tasks", default=None, help="comma-separated task names (default: all of the scenario)")
+    parser.add_argument(
+        "--tasks", default=None, help="task names separated by semicolons (names may hold commas; default: all)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", action="store_true")
     parser.add_argument("--list", action="store_true")
@@ -44,7 +46,7 @@ def main() -> None:
 
     tasks = SCENARIOS[args.scenario]()
     if args.tasks:
-        keep = set(args.tasks.split(","))
+        keep = {name.strip() for name in args.tasks.split(";")}
         tasks = [t for t in tasks if t.name in keep]
     for name in args.peers:
         peer = PEERS[name]

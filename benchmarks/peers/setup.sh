@@ -4,8 +4,7 @@
 #   bash benchmarks/peers/setup.sh                 # every peer
 #   bash benchmarks/peers/setup.sh dtangle tape    # some peers
 #
-# Peers: dtangle rnasieve tape bayesprism scaden scpdeconv decode_research (default set);
-#        rectanglepy (optional, only when named)
+# Peers: dtangle rnasieve tape bayesprism scaden scpdeconv decode_research rectanglepy autogenes deconv
 # Venvs go to $DECODE_OMICS_PEER_VENVS/<peer> (default benchmarks/.peers/venvs/<peer>, git-ignored).
 # Sources of the two GitHub-only peers go to $DECODE_OMICS_PEER_VENVS/../src/<peer> (default benchmarks/.peers/src):
 #   SCPDECONV_SRC=/path/to/clone        a local clone of TencentAILabHealthcare/scpDeconv (else git clone from GitHub)
@@ -27,8 +26,7 @@ SCPDECONV_COMMIT="052335317cd3cf813253195438666249ba0452bd"
 DECODE_RESEARCH_URL="https://github.com/forceworker/DECODE.git"
 DECODE_RESEARCH_COMMIT="a88c9d1c8ed033112addf5eb86eb56c74677cd8f"
 
-ALL=(dtangle rnasieve tape bayesprism scaden scpdeconv decode_research)
-OPTIONAL=(rectanglepy)  # not in the default set; name it to build it
+ALL=(dtangle rnasieve tape bayesprism scaden scpdeconv decode_research rectanglepy autogenes deconv)
 PEERS=("$@")
 [ ${#PEERS[@]} -eq 0 ] && PEERS=("${ALL[@]}")
 
@@ -104,7 +102,12 @@ setup_peer() {
             make_venv "$peer"
             pip_in "$peer" $(req "$peer")
             ;;
-        tape)
+        autogenes)
+            make_venv "$peer"
+            pip_in "$peer" "pip<24.1"   # autogenes 1.0.4 declares matplotlib>=3.0.*, which pip >= 24.1 rejects
+            pip_in "$peer" $(req "$peer")
+            ;;
+        tape | deconv)
             make_venv "$peer"
             pip_in "$peer" torch==2.13.0   # first: an unpinned torch pulls a CUDA build
             pip_in "$peer" $(req "$peer")
@@ -128,7 +131,7 @@ setup_peer() {
             pip_in "$peer" $(req "$peer")
             ;;
         *)
-            echo "unknown peer '$peer' (known: ${ALL[*]} ${OPTIONAL[*]})" >&2
+            echo "unknown peer '$peer' (known: ${ALL[*]})" >&2
             return 2
             ;;
     esac
