@@ -66,3 +66,18 @@ def cpm(X, libsize=None) -> np.ndarray:
     tot = tot.reshape(-1, 1)
     tot[tot == 0] = 1.0
     return X / tot * 1e6
+
+
+#: Exit code a runner uses for "this peer does not apply to the task" (reported under *Not run*).
+DOES_NOT_APPLY = 3
+
+
+def require_rna_counts(params: dict, peer: str) -> None:
+    """Exit with :data:`DOES_NOT_APPLY` unless the task's reference is raw RNA-seq counts (``params["is_rna"]``)."""
+    if not params.get("is_rna"):
+        print(
+            f"{peer} needs raw single-cell RNA-seq counts; this reference is {params['reference_scale']!r}, "
+            f"not RNA counts (scenario {params['scenario']!r})",
+            flush=True,
+        )
+        sys.exit(DOES_NOT_APPLY)

@@ -51,20 +51,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import numpy as np
 import pandas as pd
-from _exchange import load, log, save, seed_everything
+from _exchange import load, log, require_rna_counts, save, seed_everything
 
 folder = sys.argv[1]
 reference, labels, bulk, params = load(folder)
 seed = int(params["seed"])
 opts = params.get("options", {})
 log(f"DeconV: reference {reference.shape}, bulk {bulk.shape}, seed {seed}")
-if not params.get("is_rna"):  # its model is zero-inflated Poisson counts; anything else is rounded nonsense
-    print(
-        f"DeconV needs raw single-cell RNA-seq counts; this reference is {params['reference_scale']!r}, "
-        f"not RNA counts (scenario {params['scenario']!r})",
-        flush=True,
-    )
-    sys.exit(3)
+require_rna_counts(params, "DeconV")
 
 import anndata as ad  # noqa: E402
 import deconv as dv  # noqa: E402

@@ -32,7 +32,7 @@ import sys
 
 import numpy as np
 import pandas as pd
-from _exchange import cpm, load, log, save, seed_everything
+from _exchange import cpm, load, log, require_rna_counts, save, seed_everything
 
 folder = sys.argv[1]
 reference, labels, bulk, params = load(folder)
@@ -43,13 +43,7 @@ log(
     f"({params['bulk_scale']})"
 )
 
-if not params.get("is_rna"):
-    print(
-        f"Rectangle needs raw single-cell RNA-seq counts; this reference is {params['reference_scale']!r}, "
-        f"not RNA counts (scenario {params['scenario']!r})",
-        flush=True,
-    )
-    sys.exit(3)
+require_rna_counts(params, "Rectangle")
 
 from anndata import AnnData  # noqa: E402
 from rectanglepy import rectangle  # noqa: E402
