@@ -39,9 +39,9 @@ class BulkSource:
         Layer instead of ``.X``.
     scale
         Scale of the data (``"auto"``: detected on the model's features; for data on disk, on 2,000 random rows).
-    log_gains
-        Per-feature log gains of the data's platform (see :func:`~decode_omics.model._platform.feature_log_gains`):
-        every block is divided by ``exp(log_gains)`` after it is brought to the linear scale.
+    gains
+        Per-feature gains of the data's platform (``exp`` of :func:`~decode_omics.model._platform.feature_log_gains`):
+        every block is divided by them after it is brought to the linear scale.
     """
 
     def __init__(
@@ -50,7 +50,7 @@ class BulkSource:
         features: list[str],
         layer: str | None = None,
         scale: str = "auto",
-        log_gains: np.ndarray | None = None,
+        gains: np.ndarray | None = None,
     ):
         if data.n_obs == 0:
             raise ValueError("The bulk data hold 0 samples.")
@@ -76,7 +76,7 @@ class BulkSource:
         else:
             sample = self.X[:, self.positions]
         self.scale: ScaleReport = resolve_scale(detect_scale(sample, name="bulk"), scale, "auto", "bulk")
-        self.divisor = None if log_gains is None else np.exp(np.asarray(log_gains, dtype=np.float64)).astype(np.float32)
+        self.divisor = None if gains is None else np.asarray(gains, dtype=np.float32)
 
     def _dense(self, block, start: int) -> np.ndarray:
         block = linearize(block[:, self.positions], self.scale.scale)

@@ -570,8 +570,7 @@ class DECODE(BaseModelClass):
         if scale == "auto" and self.module_kwargs_.get("input_normalization") == "standardize_rows":
             scale = "as_is"  # a model of stored values reads bulk as stored
         gains = getattr(self, "platform_gains_", None) if platform_correction else None
-        log_gains = None if gains is None else np.log(gains.to_numpy())
-        return BulkSource(data, self.features_, layer, scale, log_gains=log_gains)
+        return BulkSource(data, self.features_, layer, scale, gains=None if gains is None else gains.to_numpy())
 
     @torch.inference_mode()
     def _forward_blocks(self, source: BulkSource, batch_size: int, fn, progress_bar: bool) -> np.ndarray:
