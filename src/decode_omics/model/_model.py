@@ -35,6 +35,8 @@ from ._reference import prepare_reference
 from ._reference_fit import PLATFORM_SHIFT_WARNING, log_residual_spread
 from ._save_load import read_model_files, write_model_files
 from ._training_plan import DECODETrainingPlan
+from ._transfer import MIN_SAMPLES as TRANSFER_MIN_SAMPLES
+from ._transfer import feature_agreement, transferable_features
 
 logger = logging.getLogger("decode_omics")
 
@@ -69,7 +71,9 @@ class DECODE(BaseModelClass):
 
     After training, the registered bulk's *platform gains* (how much more or less its platform measures each feature
     than the reference's) are estimated from the network's first estimates, and bulk samples are divided by them
-    before every prediction (relative mode; see ``platform_correction`` in :meth:`train`).
+    before every prediction (relative mode; see ``platform_correction`` in :meth:`train`). Values read as stored
+    (``scale="as_is"``) have no linear scale for a gain; there the features whose bulk values do not follow the first
+    estimates are masked instead, and the network is trained again on the rest.
 
     Parameters
     ----------
@@ -102,6 +106,10 @@ class DECODE(BaseModelClass):
     platform_gains_
         After :meth:`train`: the fitted platform gain of every model feature (a Series; ``None`` when none were
         fitted). :meth:`get_fractions` divides bulk samples by it unless ``platform_correction=False``.
+    feature_agreement_
+        After :meth:`train` on values read as stored (``scale="as_is"``): per model feature, the correlation over the
+        registered bulk samples between the measured value and the value the network's first estimates imply (a
+        Series; ``None`` when not judged). Features below 0.5 are masked in the network (``module.transform.mask``).
 
     Notes
     -----
@@ -162,6 +170,7 @@ class DECODE(BaseModelClass):
                 raise ValueError("The bulk data hold 0 samples; pass at least one bulk sample (or bulk=None).")
         self.bulk_ = bulk
         self.platform_gains_: pd.Series | None = None
+        self.feature_agreement_: pd.Series | None = None
 
         candidates = ref_adata.var_names
         if bulk_adata is not None:
@@ -414,8 +423,12 @@ class DECODE(BaseModelClass):
             sampling noise could explain; so a cohort from the reference's own platform is barely changed. ``None``
             (default): on in relative mode, off in absolute mode, where it made the ``unknown`` share worse on real
             PBMC bulk (RMSE 0.56 against 0.23, one seed). Needs at least 5 registered bulk samples on a linear
-            scale (not ``scale="as_is"``); otherwise no gains are fitted. See the method page for what it changed in
-            the benchmarks.
+            scale; otherwise no gains are fitted. Values read as stored (``scale="as_is"``) have no linear scale for
+            a gain: there the correction judges instead which features *transfer* to the bulk's platform (their
+            measured values correlate at least 0.5 over the bulk samples with the values the first estimates imply,
+            :attr:`feature_agreement_`), masks the others and trains the network again, which doubles the training
+            time. It needs at least 20 registered bulk samples whose compositions vary, and keeps every feature when
+            fewer than a tenth of them agree. See the method page for what each changed in the benchmarks.
         accelerator, devices
             Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
         plan_kwargs
@@ -437,6 +450,72 @@ class DECODE(BaseModelClass):
         if adversarial and self.bulk_manager_ is None:
             logger.info("No bulk registered: the adversarial stage is off.")
             adversarial = False
+        self.feature_agreement_ = None
+        self.module.transform.mask.fill_(1.0)  # a new training reads every feature first
+        fit = {
+            "max_epochs": max_epochs,
+            "batch_size": batch_size,
+            "n_pseudotissues": n_pseudotissues,
+            "lr": lr,
+            "adversarial": adversarial,
+            "denoise": denoise,
+            "contrastive_weight": contrastive_weight,
+            "adversarial_weight": adversarial_weight,
+            "spread_weight": spread_weight,
+            "input_noise": input_noise,
+            "align": align,
+            "early_stopping": early_stopping,
+            "early_stopping_patience": early_stopping_patience,
+            "n_validation": n_validation,
+            "accelerator": accelerator,
+            "devices": devices,
+            "plan_kwargs": plan_kwargs,
+        }
+        completed = self._fit_network(**fit, trainer_kwargs=dict(trainer_kwargs))
+        if platform_correction is None:
+            platform_correction = self.mode_ == "relative"
+        if completed and platform_correction and self._reads_as_stored():
+            keep = self._fit_transferable_features()
+            if keep is not None:
+                logger.info(
+                    f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's "
+                    "platform (see feature_agreement_)."
+                )
+                self._reset_module()
+                self.module.transform.mask.copy_(torch.as_tensor(keep, dtype=self.module.transform.mask.dtype))
+                self._fit_network(**fit, trainer_kwargs=dict(trainer_kwargs))
+        recorded = ("max_epochs", "batch_size", "n_pseudotissues", "lr", "adversarial", "denoise")
+        recorded += ("contrastive_weight", "adversarial_weight", "spread_weight", "input_noise", "align")
+        seed = settings.seed if settings.seed is not None else 0
+        self.train_settings_ = {k: fit[k] for k in recorded} | {"seed": seed}
+        self.train_settings_["platform_correction"] = platform_correction
+        self.platform_gains_ = self._fit_platform_gains() if platform_correction else None
+
+    def _fit_network(
+        self,
+        *,
+        max_epochs: int,
+        batch_size: int,
+        n_pseudotissues: int,
+        lr: float,
+        adversarial: bool,
+        denoise: bool,
+        contrastive_weight: float,
+        adversarial_weight: float,
+        spread_weight: float,
+        input_noise: float,
+        align: str,
+        early_stopping: bool,
+        early_stopping_patience: int,
+        n_validation: int,
+        accelerator: str,
+        devices,
+        plan_kwargs: dict | None,
+        trainer_kwargs: dict,
+    ) -> bool:
+        """One training run of the network on fresh pseudo-tissues (the settings of :meth:`train`); ``False`` if it
+        was interrupted."""
+        completed = True
         accelerator, devices, device = parse_device_args(accelerator, devices, return_device="torch")
         seed = settings.seed if settings.seed is not None else 0
         torch.manual_seed(seed)
@@ -470,20 +549,6 @@ class DECODE(BaseModelClass):
             **trainer_kwargs,
         )
         self.denoise_ = denoise
-        self.train_settings_ = {
-            "max_epochs": max_epochs,
-            "batch_size": batch_size,
-            "n_pseudotissues": n_pseudotissues,
-            "lr": lr,
-            "adversarial": adversarial,
-            "denoise": denoise,
-            "contrastive_weight": contrastive_weight,
-            "adversarial_weight": adversarial_weight,
-            "spread_weight": spread_weight,
-            "input_noise": input_noise,
-            "align": align,
-            "seed": seed,
-        }
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*The number of training batches.*")
@@ -497,6 +562,7 @@ class DECODE(BaseModelClass):
                 if not interrupted:
                     raise
                 logger.warning("Training interrupted: keeping the weights learned so far.")
+                completed = False
             finally:
                 if threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGINT, sigint)
@@ -507,10 +573,43 @@ class DECODE(BaseModelClass):
         self.module.eval()
         self.module.to(device)
         self.is_trained_ = True
-        if platform_correction is None:
-            platform_correction = self.mode_ == "relative"
-        self.train_settings_["platform_correction"] = platform_correction
-        self.platform_gains_ = self._fit_platform_gains() if platform_correction else None
+        return completed
+
+    def _reads_as_stored(self) -> bool:
+        """Whether the model reads values as stored (``scale="as_is"``) rather than on a linear scale."""
+        return self.module_kwargs_.get("input_normalization") == "standardize_rows"
+
+    def _reset_module(self) -> None:
+        """A freshly initialised network (seeded), with the label profiles and input transform of the reference."""
+        torch.manual_seed(settings.seed if settings.seed is not None else 0)
+        absolute = self.mode_ == "absolute"
+        self.module = DECODEModule(len(self.features_), len(self.labels_), absolute=absolute, **self.module_kwargs_)
+        self.module.label_profiles.copy_(torch.as_tensor(self._sampler.mean))
+        self._fit_transform()
+
+    @torch.inference_mode()
+    def _fit_transferable_features(self, max_samples: int = 20_000) -> np.ndarray | None:
+        """Agreement of every feature between the registered bulk (at most its first ``max_samples`` samples) and
+        the mixtures the network's estimates imply (:attr:`feature_agreement_`), and the mask of the features to
+        keep; ``None`` when nothing is to be masked."""
+        if self.bulk_manager_ is None and self.bulk_ is None:
+            return None
+        source = self._bulk_source(None, platform_correction=False)
+        if source.n_obs < TRANSFER_MIN_SAMPLES:
+            logger.info(
+                f"Judging which features transfer to the bulk's platform needs at least {TRANSFER_MIN_SAMPLES} bulk "
+                f"samples (got {source.n_obs}): every feature is used."
+            )
+            return None
+        _, bulk = next(source.blocks(max_samples))
+        self.module.eval()
+        fractions = self.module(torch.as_tensor(bulk, device=self.device), denoise=getattr(self, "denoise_", True))
+        agreement = feature_agreement(bulk, fractions.cpu().numpy(), self._sampler.mean)
+        self.feature_agreement_ = pd.Series(agreement, index=pd.Index(self.features_), name="feature_agreement")
+        keep = transferable_features(agreement)
+        if keep is None:
+            logger.info("No feature set apart as not transferring to the bulk's platform: every feature is used.")
+        return keep
 
     @torch.inference_mode()
     def _fit_platform_gains(self, max_samples: int = 20_000) -> pd.Series | None:
@@ -518,7 +617,7 @@ class DECODE(BaseModelClass):
         network's estimates; ``None`` when there is nothing to fit them on."""
         if self.bulk_manager_ is None and self.bulk_ is None:
             return None
-        if self.module_kwargs_.get("input_normalization") == "standardize_rows":
+        if self._reads_as_stored():
             logger.info("Values read as stored (scale='as_is') have no linear scale: no platform gains fitted.")
             return None
         source = self._bulk_source(None, platform_correction=False)
@@ -567,7 +666,7 @@ class DECODE(BaseModelClass):
             layer, scale = args.get("layer"), args.get("scale", "auto")
         else:
             data = resolve_modality(adata, modality)
-        if scale == "auto" and self.module_kwargs_.get("input_normalization") == "standardize_rows":
+        if scale == "auto" and self._reads_as_stored():
             scale = "as_is"  # a model of stored values reads bulk as stored
         gains = getattr(self, "platform_gains_", None) if platform_correction else None
         return BulkSource(data, self.features_, layer, scale, gains=None if gains is None else gains.to_numpy())
@@ -613,7 +712,8 @@ class DECODE(BaseModelClass):
         platform_correction
             Divide the samples by the platform gains fitted to the registered bulk in training
             (:attr:`platform_gains_`; nothing to divide by if none were fitted). Set ``False`` for samples from
-            another platform or batch than the registered bulk.
+            another platform or batch than the registered bulk. The feature mask of a model of values read as stored
+            (:attr:`feature_agreement_`) is part of the trained network and applies to every sample.
         batch_size
             Samples per forward pass.
         progress_bar
@@ -795,6 +895,7 @@ class DECODE(BaseModelClass):
             "is_trained": self.is_trained_,
             "history": history,
             "platform_gains": None if self.platform_gains_ is None else self.platform_gains_.tolist(),
+            "feature_agreement": None if self.feature_agreement_ is None else self.feature_agreement_.tolist(),
             "init_params": json.loads(json.dumps(self.init_params_, default=str)),
         }
         write_model_files(Path(dir_path), self.module.state_dict(), attrs, overwrite)
@@ -831,6 +932,7 @@ class DECODE(BaseModelClass):
         features, labels, mode = list(attrs["features"]), list(attrs["labels"]), attrs["mode"]
         module_kwargs = dict(attrs["module_kwargs"])
         module = DECODEModule(len(features), len(labels), absolute=mode == "absolute", **module_kwargs)
+        state.setdefault("transform.mask", torch.ones(len(features)))  # files written before the mask existed
         try:
             module.load_state_dict(state)
         except (RuntimeError, KeyError) as err:
@@ -851,6 +953,10 @@ class DECODE(BaseModelClass):
         gains = attrs.get("platform_gains")
         index = pd.Index(features)
         model.platform_gains_ = None if gains is None else pd.Series(gains, index=index, name="platform_gain")
+        agreement = attrs.get("feature_agreement")
+        model.feature_agreement_ = (
+            None if agreement is None else pd.Series(agreement, index=index, name="feature_agreement")
+        )
         model.init_params_ = attrs.get("init_params", {})
         model.is_trained_ = bool(attrs.get("is_trained", True))
         model.train_indices_ = model.test_indices_ = model.validation_indices_ = None

@@ -40,7 +40,9 @@ class InputTransform(nn.Module):
     total (cells, sequencing depth, loading). ``"standardize_rows"`` (values kept as stored, with negatives): each
     sample centred on its mean and divided by its spread over the features, which removes a sample-wide shift and
     scale. The per-feature centre and scale are buffers fitted on the training pseudo-tissues (saved with the
-    weights), so reference, pseudo-tissues and real bulk pass through exactly the same transform.
+    weights), so reference, pseudo-tissues and real bulk pass through exactly the same transform. A third buffer,
+    ``mask`` (ones unless set), zeroes the features the network must not read (features that do not transfer to the
+    bulk's platform, see ``DECODE.feature_agreement_``); they still count in the per-sample normalisation.
     """
 
     def __init__(self, n_features: int, normalization: str = "composition"):
@@ -50,6 +52,7 @@ class InputTransform(nn.Module):
         self.normalization = normalization
         self.register_buffer("center", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("mask", torch.ones(n_features))
 
     def composition(self, x: torch.Tensor) -> torch.Tensor:
         """The per-sample normalisation (for ``"composition"``: unit-sum composition times the number of features,
@@ -72,7 +75,7 @@ class InputTransform(nn.Module):
             self.scale.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.composition(x) - self.center) / self.scale
+        return (self.composition(x) - self.center) / self.scale * self.mask
 
 
 class MaskingDenoiser(nn.Module):
