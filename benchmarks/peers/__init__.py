@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._exchange import DOES_NOT_APPLY
+
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
 VENVS = Path(os.environ.get("DECODE_OMICS_PEER_VENVS", BENCH / ".peers" / "venvs"))
@@ -110,7 +112,7 @@ class Peer:
             except subprocess.TimeoutExpired as err:
                 raise PeerFailed(f"{self.name}: timed out after {self.timeout_s} s") from err
             tail = log.read_text(errors="replace")[-3000:]
-            if proc.returncode == 3:  # the runner's own "does not apply" exit
+            if proc.returncode == DOES_NOT_APPLY:  # the runner's own "does not apply" exit
                 raise PeerUnavailable(f"{self.name}: {(tail.strip().splitlines() or ['does not apply'])[-1]}")
             if proc.returncode != 0 or not (folder / "fractions.csv").exists():
                 text = log.read_text(errors="replace").splitlines()

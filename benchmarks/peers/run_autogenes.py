@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _exchange import load, log, save, seed_everything
+from _exchange import DOES_NOT_APPLY, load, log, save, seed_everything
 
 folder = sys.argv[1]
 reference, labels, bulk, params = load(folder)
@@ -59,7 +59,7 @@ log(
 if (reference.to_numpy() < 0).any() or (bulk.to_numpy() < 0).any():
     log("AutoGeneS: the data hold negative values (not linear intensities); AutoGeneS does not apply")
     print("AutoGeneS needs non-negative linear data (negative values found)", flush=True)
-    sys.exit(3)
+    sys.exit(DOES_NOT_APPLY)
 
 TARGET = 1e4  # counts_per_cell_after of the example (cells and bulks)
 

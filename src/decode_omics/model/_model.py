@@ -428,7 +428,8 @@ class DECODE(BaseModelClass):
             measured values correlate at least 0.5 over the bulk samples with the values the first estimates imply,
             :attr:`feature_agreement_`), masks the others and trains the network again, which doubles the training
             time. It needs at least 20 registered bulk samples whose compositions vary, and keeps every feature when
-            fewer than a tenth of them agree. See the method page for what each changed in the benchmarks.
+            fewer than 20 or fewer than a tenth of them agree. See the method page for what each changed in the
+            benchmarks.
         accelerator, devices
             Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
         plan_kwargs
@@ -588,47 +589,46 @@ class DECODE(BaseModelClass):
         self._fit_transform()
 
     @torch.inference_mode()
-    def _fit_transferable_features(self, max_samples: int = 20_000) -> np.ndarray | None:
-        """Agreement of every feature between the registered bulk (at most its first ``max_samples`` samples) and
-        the mixtures the network's estimates imply (:attr:`feature_agreement_`), and the mask of the features to
-        keep; ``None`` when nothing is to be masked."""
+    def _first_estimates(self, min_samples: int, what: str, max_samples: int = 20_000):
+        """The registered bulk as measured (at most its first ``max_samples`` samples) and the network's relative
+        fractions of it, for what is fitted after training; ``None`` (with ``what`` logged) without registered bulk
+        or with fewer than ``min_samples`` samples."""
         if self.bulk_manager_ is None and self.bulk_ is None:
             return None
         source = self._bulk_source(None, platform_correction=False)
-        if source.n_obs < TRANSFER_MIN_SAMPLES:
-            logger.info(
-                f"Judging which features transfer to the bulk's platform needs at least {TRANSFER_MIN_SAMPLES} bulk "
-                f"samples (got {source.n_obs}): every feature is used."
-            )
+        if source.n_obs < min_samples:
+            logger.info(f"{what} needs at least {min_samples} bulk samples (got {source.n_obs}): skipped.")
             return None
         _, bulk = next(source.blocks(max_samples))
         self.module.eval()
-        fractions = self.module(torch.as_tensor(bulk, device=self.device), denoise=getattr(self, "denoise_", True))
-        agreement = feature_agreement(bulk, fractions.cpu().numpy(), self._sampler.mean)
+        out = self.module(torch.as_tensor(bulk, device=self.device), denoise=getattr(self, "denoise_", True))
+        known = out[:, : len(self.labels_)].cpu().numpy().astype(np.float64)
+        return bulk, known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+
+    def _fit_transferable_features(self) -> np.ndarray | None:
+        """Agreement of every feature between the registered bulk and the mixtures the network's estimates imply
+        (:attr:`feature_agreement_`), and the mask of the features to keep; ``None`` when nothing is to be masked."""
+        first = self._first_estimates(TRANSFER_MIN_SAMPLES, "Judging which features transfer to the bulk's platform")
+        if first is None:
+            return None
+        bulk, fractions = first
+        agreement = feature_agreement(bulk, fractions, self._sampler.mean)
         self.feature_agreement_ = pd.Series(agreement, index=pd.Index(self.features_), name="feature_agreement")
         keep = transferable_features(agreement)
         if keep is None:
             logger.info("No feature set apart as not transferring to the bulk's platform: every feature is used.")
         return keep
 
-    @torch.inference_mode()
-    def _fit_platform_gains(self, max_samples: int = 20_000) -> pd.Series | None:
-        """Per-feature platform gains of the registered bulk (at most its first ``max_samples`` samples), from the
-        network's estimates; ``None`` when there is nothing to fit them on."""
-        if self.bulk_manager_ is None and self.bulk_ is None:
-            return None
+    def _fit_platform_gains(self) -> pd.Series | None:
+        """Per-feature platform gains of the registered bulk, from the network's estimates; ``None`` when there is
+        nothing to fit them on."""
         if self._reads_as_stored():
             logger.info("Values read as stored (scale='as_is') have no linear scale: no platform gains fitted.")
             return None
-        source = self._bulk_source(None, platform_correction=False)
-        if source.n_obs < MIN_SAMPLES:
-            logger.info(f"Platform gains need at least {MIN_SAMPLES} bulk samples (got {source.n_obs}): none fitted.")
+        first = self._first_estimates(MIN_SAMPLES, "Fitting platform gains")
+        if first is None:
             return None
-        _, bulk = next(source.blocks(max_samples))
-        self.module.eval()
-        out = self.module(torch.as_tensor(bulk, device=self.device), denoise=getattr(self, "denoise_", True))
-        known = out[:, : len(self.labels_)].cpu().numpy().astype(np.float64)
-        known = known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+        bulk, known = first
         sampler = self._sampler
         gains = feature_log_gains(bulk, known, sampler.mean, sampler.var, sampler.index.sizes)
         return pd.Series(np.exp(gains), index=pd.Index(self.features_), name="platform_gain")

@@ -17,8 +17,10 @@ import numpy as np
 MIN_SAMPLES = 20
 #: Correlation a feature needs to be kept.
 THRESHOLD = 0.5
-#: Smallest share of the features that must agree for any to be masked; below it, nothing is masked.
+#: Smallest share, and smallest number, of the features that must agree for any to be masked; below either,
+#: nothing is masked.
 MIN_SHARE = 0.1
+MIN_FEATURES = 20
 
 
 def feature_agreement(bulk: np.ndarray, fractions: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -49,9 +51,9 @@ def feature_agreement(bulk: np.ndarray, fractions: np.ndarray, means: np.ndarray
 
 def transferable_features(agreement: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray | None:
     """Boolean mask of the features to keep, or ``None`` when nothing should be masked: every feature agrees, or
-    fewer than :data:`MIN_SHARE` of them (and fewer than 20) do, as when the samples barely vary in composition and
-    no feature's correlation can be told from noise."""
+    fewer than :data:`MIN_FEATURES` or fewer than :data:`MIN_SHARE` of them do, as when the samples barely vary in
+    composition and no feature's correlation can be told from noise."""
     keep = np.asarray(agreement) >= threshold
-    if keep.all() or keep.sum() < max(20, MIN_SHARE * keep.size):
+    if keep.all() or keep.sum() < max(MIN_FEATURES, MIN_SHARE * keep.size):
         return None
     return keep
