@@ -22,8 +22,37 @@ TARGETS = {
 }
 #: Target for the unknown share (RMSE against the truth, absolute mode).
 UNKNOWN_RMSE_TARGET = 0.05
+#: The measured reason for each target DECODE misses (shown under the targets table while it is missed), with the
+#: method page's section that holds the measurements. Keys as in TARGETS; ``("unknown", None)``: the unknown share.
+MISSED_BECAUSE = {
+    ("proteomics", "nanoPOTS -> N2"): (
+        "the spread of the estimates follows how noisy the bulk is against the pseudo-tissues, which no unlabelled "
+        "sample can calibrate; at the best noise levels, picked with the truth, it reached 0.915-0.924",
+        "transferable-features",
+    ),
+    ("bone_marrow", "bone-marrow protocol"): (
+        "the reference holds 58-71 cells per type; trained on the test mixtures' own cells the same model reaches "
+        "0.917, and no network change closed the gap (best 0.841)",
+        "memorisation",
+    ),
+    ("unknown", None): (
+        "the missing HSC profile is nearly a mix of the known labels (4.7 % residual), and on real PBMC the "
+        "platform shift is far larger than the NK signal; use relative mode on bulk from another platform",
+        "deconvolution-head",
+    ),
+}
 #: Deep-learning peers, whose fit + predict time DECODE must beat.
 DL_PEERS = ("Scaden", "Scaden m256", "TAPE", "scpDeconv", "DECODE research code")
+
+
+def _missed_lines(missed: list[tuple[str, str, str]]) -> list[str]:
+    """Markdown lines giving the measured reason for each missed target, linked to the method page."""
+    if not missed:
+        return []
+    lines = ["", "Why a target is missed (measured; the method page has the runs):", ""]
+    for what, because, section in missed:
+        lines.append(f"- {what}: {because} ({{ref}}`method <{section}>`).")
+    return lines
 
 
 def _peak(row: pd.Series) -> str:
@@ -276,6 +305,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         "| scenario | task | target CCC | DECODE | best here | best peer here | met | today's best peer |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    missed = []
     for (scenario, task), (target, peer) in TARGETS.items():
         sel = summary[(summary["scenario"] == scenario) & ((summary["task"] == task) if task else True)]
         if sel.empty:
@@ -288,6 +318,9 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
             f"| {scenario} | {task or 'mean over tasks'} | {target:.2f} | {dec:.3f} | {best.index[0]} "
             f"{best.iloc[0]:.3f} | {best_peer} | {'yes' if dec >= target else '**no**'} | {peer} |"
         )
+        if dec < target and (scenario, task) in MISSED_BECAUSE:
+            missed.append((f"{scenario} / {task or 'mean over tasks'}", *MISSED_BECAUSE[scenario, task]))
+    lines += _missed_lines(missed)
     if "unknown_rmse" in summary.columns and summary["unknown_rmse"].notna().any():
         lines += [
             "",
@@ -299,6 +332,9 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         for _, r in summary[summary["unknown_rmse"].notna()].iterrows():
             met = "yes" if r["unknown_rmse"] <= UNKNOWN_RMSE_TARGET else "**no**"
             lines.append(f"| {r['task']} | {r['method']} | {r['unknown_rmse']:.3f} | {met} | {r['ccc']:.3f} |")
+        decode_unknown = summary[(summary["method"] == "DECODE") & summary["unknown_rmse"].notna()]
+        if (decode_unknown["unknown_rmse"] > UNKNOWN_RMSE_TARGET).any():
+            lines += _missed_lines([("unknown share", *MISSED_BECAUSE["unknown", None])])
     peers = summary[summary["method"].isin(DL_PEERS) & np.isfinite(summary["seconds"])]  # failed runs have no time
     if not peers.empty:
         lines += [
