@@ -120,6 +120,8 @@ def deconvolve(
     scale, reference_scale
         Scale of the bulk and of the reference(s): ``"auto"`` (detected, see :func:`~decode_omics.pp.check_scale`)
         or one of ``"counts"``, ``"linear"``, ``"log1p"``, ``"log2"``. Give them when detection guesses wrong.
+        ``"as_is"`` (both sides) sums and reads values as stored, for data with no linear scale (z-scores,
+        log-ratios) whose samples were defined as sums of such values; relative mode only.
     model_kwargs
         Keyword arguments for :class:`~decode_omics.model.DECODE`.
     train_kwargs
