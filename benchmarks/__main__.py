@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import ABLATION
+from .report import ABLATION, PEERS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -37,21 +37,7 @@ QUICK_METHODS = ["DECODE", "NNLS", "dtangle"]
 #: Scenarios only --full runs (the noise scenario refits DECODE on 20 perturbed cohorts; tscp_narrow is a check of
 #: the adversarial stage under label shift).
 FULL_ONLY_SCENARIOS = ("noise", "tscp_narrow")
-FULL_METHODS = [
-    "DECODE",
-    *ABLATION,
-    "NNLS",
-    "dtangle",
-    "RNA-Sieve",
-    "TAPE",
-    "BayesPrism",
-    "Scaden",
-    "scpDeconv",
-    "DECODE research code",
-    "Rectangle",
-    "AutoGeneS",
-    "DeconV",
-]
+FULL_METHODS = ["DECODE", *ABLATION, *PEERS]
 #: What `report` shows: every method of --full, Scaden's smallest member alone and the data-parallel check.
 REPORT_METHODS = [*FULL_METHODS, "Scaden m256", "DECODE 2-process DDP"]
 
