@@ -95,6 +95,45 @@ def _missed_lines(missed: list[tuple[str, str, str]]) -> list[str]:
     return lines
 
 
+#: The scenarios whose bulk the noise scenario perturbs (its tasks are named "<their task>: <perturbation>").
+NOISE_BASES = ("pbmc_real", "proteomics", "bone_marrow")
+
+
+def _noise_table(scores: pd.DataFrame) -> list[str]:
+    """Base task x perturbation x method (seed 0): pooled CCC on each perturbed bulk next to the unperturbed one."""
+    d = scores[(scores["seed"] == 0) & scores["ccc"].notna()]
+    noisy = d[d["scenario"] == "noise"]
+    if noisy.empty:
+        return []
+    noisy = noisy.assign(
+        base=noisy["task"].str.rsplit(": ", n=1).str[0], perturbation=noisy["task"].str.rsplit(": ", n=1).str[1]
+    )
+    variant = noisy["method"].str.startswith("DECODE ") & (noisy["method"] != "DECODE research code")
+    methods = list(dict.fromkeys(noisy.loc[~variant, "method"]))  # DECODE's aliases repeat its row
+    clean = d[d["scenario"].isin(NOISE_BASES)].assign(base=lambda x: x["task"], perturbation="none")
+    both = pd.concat([clean[clean["base"].isin(noisy["base"])], noisy])
+    table = both.pivot_table(index=["base", "perturbation"], columns="method", values="ccc", sort=False)
+    lines = [
+        "",
+        "## Noise and missing features (seed 0)",
+        "",
+        "Pooled CCC on each perturbed bulk (scenario `noise`), under the same bulk unperturbed (*none*). Best per",
+        "row in bold; a blank cell: no cached job, or the method cannot run that task (see *Not run*).",
+        "",
+        "| task | perturbation | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for (base, perturbation), row in table.iterrows():
+        values = [row.get(m, np.nan) for m in methods]
+        finite = [v for v in values if np.isfinite(v)]
+        cells = [
+            "" if not np.isfinite(v) else (f"**{v:.3f}**" if len(finite) > 1 and v == max(finite) else f"{v:.3f}")
+            for v in values
+        ]
+        lines.append(f"| {base} | {perturbation} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _peak(row: pd.Series) -> str:
     """Peak RSS in MB; for a peer (its own process) only if the job measured child processes."""
     in_process = row["method"] == "NNLS" or (
@@ -362,6 +401,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         if dec < target and (scenario, task) in MISSED_BECAUSE:
             missed.append((f"{scenario} / {task or 'mean over tasks'}", *MISSED_BECAUSE[scenario, task]))
     lines += _missed_lines(missed)
+    lines += _noise_table(scores)
     if "unknown_rmse" in summary.columns and summary["unknown_rmse"].notna().any():
         lines += [
             "",

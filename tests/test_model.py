@@ -130,6 +130,10 @@ def test_absolute_mode_reports_planted_unknown():
     assert np.corrcoef(f["unknown"], truth["unknown"])[0, 1] > 0.6
     assert np.sqrt(((f["unknown"] - truth["unknown"]) ** 2).mean()) < 0.15
     assert dco.metrics.ccc(f, truth) > 0.85
+    # the known labels' fractions, renormalised over them, are as accurate as in relative mode (0.99 there)
+    known = ["type0", "type1", "type2"]
+    over_known = [d[known].div(d[known].sum(axis=1), axis=0) for d in (f, truth)]
+    assert dco.metrics.ccc(*over_known) > 0.95
 
 
 def test_spread_guard_keeps_aligned_bulk_estimates_apart():

@@ -24,8 +24,10 @@ class PseudoTissueConfig:
     fractions
         Fraction prior (see :func:`~decode_omics.pp.simulate_pseudobulk`).
     noise_share
-        Upper bound of the share of artificial noise cells in the noisy views (relative mode: DECODE's
-        ``floor(0.1 * n)`` cells; absolute mode: the unknown share the head learns to report).
+        Upper bound of the share of artificial noise cells in the two noisy views of the denoiser (DECODE's
+        ``floor(0.1 * n)`` cells).
+    unknown_share
+        Absolute mode: upper bound of the share of unknown material in the view the unknown head learns from.
     pool_per_label
         On-disk references only: cells per label read from disk for each set of pseudo-tissues (a fresh random pool
         every epoch, so every cell is used over training while memory stays bounded).
@@ -35,6 +37,7 @@ class PseudoTissueConfig:
     method: str = "parametric"
     fractions: str = "dirichlet"
     noise_share: float = 0.1
+    unknown_share: float = 0.5
     pool_per_label: int = 2048
 
 
@@ -123,10 +126,8 @@ class PseudoTissueSampler:
         self, n: int, rng: np.random.Generator, absolute: bool = False, views: bool = True
     ) -> dict[str, np.ndarray]:
         """``n`` pseudo-tissues: ``x`` (clean), ``y`` (fractions over known cells) and, if ``views``, ``x1`` / ``x2``
-        (noisy views) and ``u1`` / ``u2`` (share of added cells in each noisy view).
-
-        Relative mode adds DECODE's artificial noise cells (1 to ``floor(noise_share * n)``); absolute mode adds
-        cells of a new, unknown cell type (a share drawn from ``U(0, noise_share)``) that the head must report.
+        (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, in absolute mode,
+        ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``) and ``u``.
         """
         cfg = self.config
         cells = self._cells(rng) if (cfg.method == "cells" or views) else None
@@ -139,14 +140,12 @@ class PseudoTissueSampler:
         pool = artificial_cells(rng, *cells, 64)
         max_noise = max(1, int(np.floor(cfg.noise_share * cfg.cells_per_sample)))
         for view in ("1", "2"):
-            if absolute:
-                share = rng.uniform(0, cfg.noise_share, n)
-                n_noise = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
-                out["x" + view] = x + self._unknown_type(rng, n_noise)
-            else:
-                n_noise = rng.integers(1, max_noise + 1, n)
-                out["x" + view] = x + self._noise(rng, n_noise, pool)
-            out["u" + view] = (n_noise / (n_noise + cfg.cells_per_sample)).astype(np.float32)
+            out["x" + view] = x + self._noise(rng, rng.integers(1, max_noise + 1, n), pool)
+        if absolute:
+            share = rng.uniform(0, cfg.unknown_share, n)
+            n_unknown = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
+            out["xu"] = x + self._unknown_type(rng, n_unknown)
+            out["u"] = (n_unknown / (n_unknown + cfg.cells_per_sample)).astype(np.float32)
         return out
 
 
@@ -160,8 +159,8 @@ def _rank_and_world() -> tuple[int, int]:
 class TrainingBatches:
     """An iterable of training batches for Lightning: fresh pseudo-tissues each epoch plus cycled real-bulk batches.
 
-    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, ``u1``, ``u2`` and, when bulk is given,
-    ``bulk`` (a random batch of real bulk samples, never with labels).
+    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, in absolute mode ``xu`` and ``u``, and, when
+    bulk is given, ``bulk`` (a random batch of real bulk samples, never with labels).
 
     Under data-parallel training (``strategy="ddp"``) every process draws its own ``1 / n_processes`` share of the
     epoch's pseudo-tissues, in batches of ``batch_size / n_processes``, and its own bulk batches, from a stream

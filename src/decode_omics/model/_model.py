@@ -201,7 +201,6 @@ class DECODE(BaseModelClass):
                 cells_per_sample=cells_per_sample,
                 method=pseudotissue,
                 fractions=fractions,
-                noise_share=0.5 if mode == "absolute" else 0.1,
             ),
             moments=ref.moments,
         )
@@ -1010,7 +1009,6 @@ class DECODE(BaseModelClass):
                 cells_per_sample=int(init.get("cells_per_sample", 30)),
                 method=attrs.get("pseudotissue", "parametric"),
                 fractions=init.get("fractions", "dirichlet"),
-                noise_share=0.5 if self.mode_ == "absolute" else 0.1,
             ),
             moments=ref.moments,
         )

@@ -1,4 +1,4 @@
-"""Lightning training plan for DECODE: fraction, contrastive and adversarial losses in one step."""
+"""Lightning training plan for DECODE: fraction, contrastive, unknown and adversarial losses in one step."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ class DECODETrainingPlan(pl.LightningModule):
     One step:
 
     - fraction loss (squared error summed over labels, averaged over samples) on the clean pseudo-tissue and, with
-      the denoiser, on its two noisy views read through the denoiser's signal part; in absolute mode also on the
-      unknown share of each view;
+      the denoiser, on its two noisy views read through the denoiser's signal part;
+    - unknown loss (absolute mode): squared error of the unknown share on the clean pseudo-tissue (0) and on a third
+      view with material of a new cell type added (its share); the known labels' fractions are not trained on that
+      view, so they are learnt as in relative mode;
     - contrastive loss (InfoNCE, :meth:`DECODEModule.contrastive_loss`) between each clean code and the signal / noise
       parts of its noisy views, weighted by ``contrastive_weight``;
     - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
@@ -103,33 +105,32 @@ class DECODETrainingPlan(pl.LightningModule):
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
-            batch = {k: v * gain if k in ("x", "x1", "x2") else v for k, v in batch.items()}
+            batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
         noise_sd = self.input_noise if train else 0.0
         z = m.encode(batch["x"], noise_sd)
         clean = m.fractions_from_latent(z, denoise=self.denoise, x=batch["x"])
         frac = self._sse(clean["relative"], batch["y"])
         n_terms = 1
         losses: dict[str, torch.Tensor] = {}
-        use_views = self.denoise or m.absolute
         contrastive = z.new_zeros(())
-        unknown = z.new_zeros(())
-        if m.absolute:
-            unknown = unknown + ((clean["unknown"] - 0.0) ** 2).mean()
-        if use_views:
+        if self.denoise:
             for v in ("1", "2"):
                 zv = m.encode(batch["x" + v], noise_sd)
-                view = m.fractions_from_latent(zv, denoise=self.denoise, x=batch["x" + v])
+                view = m.fractions_from_latent(zv, denoise=True, x=batch["x" + v])
                 frac = frac + self._sse(view["relative"], batch["y"])
                 n_terms += 1
-                if m.absolute:
-                    unknown = unknown + ((view["unknown"] - batch["u" + v]) ** 2).mean()
-                if self.denoise:
-                    contrastive = contrastive + m.contrastive_loss(z, view["signal"], view["noise"], self.temperature)
+                contrastive = contrastive + m.contrastive_loss(z, view["signal"], view["noise"], self.temperature)
             contrastive = contrastive / 2
         losses["fraction_loss"] = frac / n_terms
         total = losses["fraction_loss"]
         if m.absolute:
-            losses["unknown_loss"] = unknown / (n_terms)
+            # The unknown head learns from the clean pseudo-tissue (share 0) and a view with unknown material added
+            # (share u); the fractions of the known labels are not trained on that view.
+            zu = m.encode(batch["xu"], noise_sd)
+            with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
+            losses["unknown_loss"] = (clean["unknown"] ** 2).mean() / 2 + (
+                (with_unknown["unknown"] - batch["u"]) ** 2
+            ).mean() / 2
             total = total + losses["unknown_loss"]
         if self.denoise:
             losses["contrastive_loss"] = contrastive
