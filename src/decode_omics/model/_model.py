@@ -421,9 +421,9 @@ class DECODE(BaseModelClass):
             samples, between the bulk and the mixture its estimates predict, shrunk towards 1 by how much of it
             sampling noise could explain; so a cohort from the reference's own platform is barely changed. ``None``
             (default): on in relative mode, off in absolute mode, where it made the ``unknown`` share worse on real
-            PBMC bulk (RMSE 0.56 against 0.23, one seed). Needs at least 5 registered bulk samples on a linear
-            scale; otherwise no gains are fitted. Values read as stored (``scale="as_is"``) have no linear scale for
-            a gain: there the correction judges instead which features *transfer* to the bulk's platform (their
+            PBMC bulk (RMSE 0.56 / 0.52 against 0.16 / 0.21, one seed). Needs at least 5 registered bulk samples on a
+            linear scale; otherwise no gains are fitted. Values read as stored (``scale="as_is"``) have no linear scale
+            for a gain: there the correction judges instead which features *transfer* to the bulk's platform (their
             measured values correlate at least 0.5 over the bulk samples with the values the first estimates imply,
             :attr:`feature_agreement_`), masks the others and trains the network again, which doubles the training
             time. It needs at least 20 registered bulk samples whose compositions vary, and keeps every feature when
