@@ -27,7 +27,8 @@ def pbmc68k_reference_and_bulk(
     Parameters
     ----------
     labels_key
-        Label column (``"bulk_labels"``: 10 FACS-based populations; ``"louvain"``: clusters).
+        Label column (``"bulk_labels"``: 10 FACS-based populations, of which 7 have at least the default
+        ``min_cells=30`` cells and are kept; ``"louvain"``: clusters).
     min_cells
         Labels with fewer cells are dropped.
     n_samples, cells_per_sample

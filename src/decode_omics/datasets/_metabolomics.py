@@ -42,7 +42,10 @@ def bone_marrow_metabolomics(*, path: str | os.PathLike | None = None, merge_hsc
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the file read is ``scm_bone_marrow_decode/bone_marrow.h5ad``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the file read is
+        ``scm_bone_marrow_decode/bone_marrow.h5ad``. Without it, the files come from ``$DECODE_OMICS_DATA``,
+        ``../shared/data`` or the download cache (:func:`cache_dir`), or are downloaded from
+        github.com/forceworker/DECODE and checked against their SHA-256 (:func:`registry`).
     merge_hsc
         Merge ``HSC (catulin+)`` and ``HSC (catulin-)`` into ``HSC`` in ``obs["cell_type"]`` (11 types instead of
         12), as the paper does.
@@ -102,7 +105,11 @@ def kidney_metabolomics(*, path: str | os.PathLike | None = None, include_qc: bo
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the file read is ``metaboprofiles_kidney_metaproviz/intracell_raw.csv.gz``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the file read is
+        ``metaboprofiles_kidney_metaproviz/intracell_raw.csv.gz``. Without it, the files come from
+        ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R
+        objects of github.com/saezlab/MetaProViz, so they cannot be downloaded: the error names the deposit and how to
+        build them (:func:`registry`).
     include_qc
         Keep the 10 pooled QC samples (default); ``False`` drops them (48 samples remain).
 
@@ -173,7 +180,11 @@ def kidney_tissue_metabolomics(*, path: str | os.PathLike | None = None) -> AnnD
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the file read is ``metaboprofiles_kidney_metaproviz/tissue_norm.csv.gz``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the file read is
+        ``metaboprofiles_kidney_metaproviz/tissue_norm.csv.gz``. Without it, the files come from ``$DECODE_OMICS_DATA``,
+        ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R objects of
+        github.com/saezlab/MetaProViz, so they cannot be downloaded: the error names the deposit and how to build them
+        (:func:`registry`).
 
     Returns
     -------

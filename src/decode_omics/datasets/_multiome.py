@@ -43,8 +43,11 @@ def eccite_pbmc(*, path: str | os.PathLike | None = None, strip_genome_prefix: b
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the files read are ``citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad``
-        and ``eccite_pbmc_ADT.h5ad``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the files read are
+        ``citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad`` and ``eccite_pbmc_ADT.h5ad``. Without it, the files come
+        from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted
+        from R objects of github.com/SydneyBioX/CiteFuse, so they cannot be downloaded: the error names the deposit and
+        how to build them (:func:`registry`).
     strip_genome_prefix
         Use the plain gene symbols (without ``hg19_``) as RNA ``var_names``. The MuData's feature names are then not
         unique across modalities (see above; mudata warns about it).

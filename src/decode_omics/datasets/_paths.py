@@ -60,12 +60,15 @@ _SOURCES: dict[str, str] = {
 # locating files
 # --------------------------------------------------------------------------------------------------------------------
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The folder that holds the public data sets (one sub-folder per data set, each with a ``MANIFEST.md``).
+    """The local folder that holds the public data sets (one sub-folder per data set, each with a ``MANIFEST.md``).
 
     Resolved in this order: the ``path`` argument; else the environment variable ``DECODE_OMICS_DATA``; else
     ``../shared/data`` relative to the current working directory (the layout of the project, run from its root);
     else a ``shared/data`` folder found by walking up from this file (a ``shared/`` next to, or inside, the
     repository).
+
+    The loaders also find files without such a folder: they look in the download cache (:func:`cache_dir`) and
+    download the files that have a public URL (:func:`registry`). This function only locates a local folder.
 
     Parameters
     ----------
@@ -87,16 +90,28 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     env = os.environ.get(DATA_ENV_VAR)
     if env:
         return _existing_dir(Path(env), f"the environment variable {DATA_ENV_VAR}")
-    candidates = [Path.cwd() / ".." / "shared" / "data"]
-    candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    tried = ", ".join(str(c) for c in candidates[:3]) + ", ..."
+    found = _shared_data_dir()
+    if found is not None:
+        return found
+    tried = ", ".join(str(c) for c in _shared_candidates()[:3]) + ", ..."
     raise FileNotFoundError(
         f"No public data folder found (tried {tried}). Pass `path=` to the loader or set the environment variable "
         f"{DATA_ENV_VAR} to the folder that holds the data-set folders (e.g. `pbmc_flow_quasar/`)."
     )
+
+
+def _shared_candidates() -> list[Path]:
+    candidates = [Path.cwd() / ".." / "shared" / "data"]
+    candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents]
+    return candidates
+
+
+def _shared_data_dir() -> Path | None:
+    """The project's ``shared/data`` folder (see :func:`data_dir`), or ``None`` when there is none."""
+    for candidate in _shared_candidates():
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
 
 
 def _existing_dir(p: Path, origin: str) -> Path:
@@ -110,14 +125,31 @@ def _existing_dir(p: Path, origin: str) -> Path:
 
 
 def _file(folder: str, name: str, path: str | os.PathLike | None) -> Path:
-    """The path of ``<data_dir>/<folder>/<name>``, or a ``FileNotFoundError`` that says how to fix it."""
+    """The local path of ``<folder>/<name>``, or an error that says how to get it.
+
+    With ``path``, only ``<path>/<folder>/<name>`` is read (``FileNotFoundError`` when absent; nothing is downloaded).
+    Without it: ``$DECODE_OMICS_DATA``, the project's ``shared/data``, the download cache, then a download from the
+    public deposit (see :mod:`decode_omics.datasets._registry`).
+    """
+    if path is None:
+        from ._registry import fetch
+
+        return fetch(folder, name)
     root = data_dir(path)
     f = root / folder / name
     if not f.is_file():
+        from ._registry import REGISTRY
+
+        entry = REGISTRY.get(f"{folder}/{name}")
+        where = (
+            f" Without `path=`, the loader downloads it from {entry.url}."
+            if entry is not None and entry.url is not None
+            else ""
+        )
         raise FileNotFoundError(
             f"Expected data file {name!r} at {str(f)!r}, but it is not there. Pass `path=` (the folder that holds "
             f"`{folder}/`) or set the environment variable {DATA_ENV_VAR}; the data folder in use is {str(root)!r}. "
-            f"Public source: {_SOURCES[folder]}."
+            f"Public source: {_SOURCES[folder]}.{where}"
         )
     return f
 

@@ -53,8 +53,11 @@ def murine_cellline_proteomics(
     platform
         ``"N2"`` or ``"nanoPOTS"``.
     path
-        Data folder (see :func:`data_dir`); the files read are ``scp_murine_cellline/murine_<platform>_SCP.h5ad``
-        and ``murine_<platform>_SCP_meta.csv``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the files read are
+        ``scp_murine_cellline/murine_<platform>_SCP.h5ad`` and ``murine_<platform>_SCP_meta.csv``. Without it, the files
+        come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`), or are
+        downloaded from github.com/TencentAILabHealthcare/scpDeconv and checked against their SHA-256
+        (:func:`registry`).
 
     Returns
     -------
@@ -103,7 +106,10 @@ def tscp_cellcycle(*, path: str | os.PathLike | None = None) -> AnnData:
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the file read is ``scp_cellcycle_tscp/T-SCP.h5ad``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the file read is
+        ``scp_cellcycle_tscp/T-SCP.h5ad``. Without it, the files come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or
+        the download cache (:func:`cache_dir`), or are downloaded from github.com/TencentAILabHealthcare/scPROTEIN and
+        checked against their SHA-256 (:func:`registry`).
 
     Returns
     -------

@@ -39,7 +39,11 @@ def pbmc_sorted_10x(*, path: str | os.PathLike | None = None) -> AnnData:
     Parameters
     ----------
     path
-        Data folder (see :func:`data_dir`); the file read is ``pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the file read is
+        ``pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad``. Without it, the files come from ``$DECODE_OMICS_DATA``,
+        ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R objects of
+        github.com/JEFworks/MUDAN, so they cannot be downloaded: the error names the deposit and how to build them
+        (:func:`registry`).
 
     Returns
     -------
@@ -115,8 +119,12 @@ def pbmc_bulk(
     cohort
         ``"GSE107011"`` or ``"GSE107572"``.
     path
-        Data folder (see :func:`data_dir`); the files read are ``pbmc_flow_quasar/<cohort>_bulk.csv.gz`` and
-        ``pbmc_flow_quasar/<cohort>_ground_truth.csv``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the files read are
+        ``pbmc_flow_quasar/<cohort>_bulk.csv.gz`` and ``pbmc_flow_quasar/<cohort>_ground_truth.csv``. Without it, the
+        files come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were
+        converted from R objects of github.com/SergejRuff/QuasarDeconData, so they cannot be downloaded: the error names
+        the deposit and how to build them (:func:`registry`). The ``monaco2019_pbmc`` table of ``fine_fractions`` is
+        downloaded when missing.
     fine_fractions
         Also load the 29 fine flow-cytometry populations of Monaco et al. 2019 (Table S6; folder
         ``monaco2019_pbmc``, percent / 100) into ``obsm["fractions_fine"]``. Only for ``"GSE107011"``.
@@ -267,8 +275,10 @@ def cellbench_mixtures(
     mixture
         One of ``"RNAmix_celseq2"``, ``"RNAmix_sortseq"``, ``"cellmix1"``-``"cellmix5"``.
     path
-        Data folder (see :func:`data_dir`); the files read are ``cellbench_lung_mixtures/<mixture>.count.csv.gz``
-        and ``<mixture>.metadata.csv.gz``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the files read are
+        ``cellbench_lung_mixtures/<mixture>.count.csv.gz`` and ``<mixture>.metadata.csv.gz``. Without it, the files come
+        from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`), or are downloaded
+        from github.com/LuyiTian/sc_mixology and checked against their SHA-256 (:func:`registry`).
     drop_ercc
         Drop the ERCC spike-in rows (``var["ercc"]``; 16-44 per file), which are not cell-line specific.
 
@@ -338,8 +348,10 @@ def cellbench_reference(
     protocol
         ``"celseq2"`` or ``"dropseq"``.
     path
-        Data folder (see :func:`data_dir`); the files read are ``cellbench_lung_mixtures/sc_<protocol>.count.csv.gz``
-        and ``sc_<protocol>.metadata.csv.gz``.
+        Local data folder, the only place read when given (see :func:`data_dir`); the files read are
+        ``cellbench_lung_mixtures/sc_<protocol>.count.csv.gz`` and ``sc_<protocol>.metadata.csv.gz``. Without it, the
+        files come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`), or are
+        downloaded from github.com/LuyiTian/sc_mixology and checked against their SHA-256 (:func:`registry`).
     singlets_only
         Keep only the cells demuxlet calls singlets (``demuxlet_cls == "SNG"``; drops 34 CEL-seq2 / 15 Drop-seq
         cells).
