@@ -57,3 +57,8 @@ def test_notebook_runs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client.execute()  # raises CellExecutionError, with the failing cell and traceback, on the first error
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
     assert not [out for out in outputs if out.get("output_type") == "error"]
+    # a tutorial needs no warning filters: third-party chatter is silenced by the package, our own warnings pass
+    assert not [c for c in nb.cells if c.cell_type == "code" and "filterwarnings" in c.source]
+    stderr = "".join(out.get("text", "") for out in outputs if out.get("name") == "stderr")
+    for chatter in ("DeprecationWarning", "FutureWarning", "LeafSpec", "litlogger", "GPU available", "Seed set to"):
+        assert chatter not in stderr, f"{name} shows third-party output: {chatter}"

@@ -42,7 +42,7 @@ def test_to_linear_inverts_logs_and_handles_nan(reference):
     assert rep.scale == "log1p"
     np.testing.assert_allclose(lin, norm, rtol=1e-4, atol=1e-3)
     lin2, _ = dco.pp.to_linear(np.log2(norm + 1), scale="log2")
-    np.testing.assert_allclose(lin2, norm + 1, rtol=1e-4)
+    np.testing.assert_allclose(lin2, norm, rtol=1e-4, atol=1e-3)  # log2(1 + x) is inverted exactly
     withnan = norm.copy()
     withnan[0, 0] = np.nan
     lin3, rep3 = dco.pp.to_linear(withnan)

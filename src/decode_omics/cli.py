@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--key-added", default="decode", help="key for the results (default: decode)")
     dec.add_argument("--layer", default=None, help="bulk layer to use instead of X")
     dec.add_argument("--reference-layer", default=None, help="reference layer to use instead of X")
-    scales = ["auto", "counts", "linear", "log1p", "log2"]
+    scales = ["auto", "counts", "linear", "log1p", "log2", "as_is"]
     dec.add_argument("--scale", default="auto", choices=scales, help="scale of the bulk (default: detected)")
     dec.add_argument(
         "--reference-scale", default="auto", choices=scales, help="scale of the reference(s) (default: detected)"
@@ -169,6 +169,8 @@ def _check_outputs(args, multimodal: bool) -> None:
         if target is None:
             continue
         p = Path(target)
+        if flag == "--save-model" and p.is_file():
+            raise InputError(f"--save-model {p} is a file; a model is saved as a folder: give a folder path.")
         if not p.parent.is_dir():
             raise InputError(f"{flag} {p}: the folder {p.parent} does not exist; create it first.")
         exists = p.is_file() or (p.is_dir() and any(p.iterdir()))
@@ -228,9 +230,10 @@ def _deconvolve(args) -> int:
 
         frames = [t.assign(modality=m) if m else t for m, t in tables.items()]
         pd.concat(frames).to_csv(args.csv)
-    n = sum(len(t) for t in tables.values())
+    n = len(set().union(*(t.index for t in tables.values())))  # a sample measured in two layers counts once
+    layers = f" ({len(tables)} modalities: {', '.join(tables)})" if multimodal else ""
     print(
-        f"Deconvolved {n} samples in {time.perf_counter() - start:.0f} s; wrote {out}"
+        f"Deconvolved {n} samples{layers} in {time.perf_counter() - start:.0f} s; wrote {out}"
         + (f" and {args.csv}" if args.csv else "")
         + "."
     )
@@ -254,6 +257,7 @@ def _predict(args) -> int:
     except (OSError, ValueError) as err:
         raise InputError(f"Could not load the model in {args.model}: {err}") from err
     bulk = _read(args.bulk, backed=True)
+    _check_modality(bulk, args.modality)
     start, n = time.perf_counter(), 0
     tmp = out.with_name(out.name + ".partial")
     try:
@@ -280,6 +284,19 @@ def _predict(args) -> int:
     return 0
 
 
+def _check_modality(bulk, modality: str | None) -> None:
+    """A .h5mu bulk needs --modality naming one of its modalities; an .h5ad bulk takes none."""
+    from mudata import MuData
+
+    if isinstance(bulk, MuData):
+        if modality is None:
+            raise InputError(f"--bulk is a .h5mu file: pass --modality (one of {list(bulk.mod)}).")
+        if modality not in bulk.mod:
+            raise InputError(f"--modality {modality!r} is not a modality of the bulk ({list(bulk.mod)}).")
+    elif modality is not None:
+        raise InputError("--modality applies to a .h5mu bulk; this bulk is an .h5ad file.")
+
+
 def _n_obs(bulk, modality) -> int:
     from mudata import MuData
 
@@ -291,6 +308,7 @@ def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
     import scvi
 
     import decode_omics as dco
+    from decode_omics.model._lightning import quiet_lightning
 
     reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=seed)
     truth = bulk.obsm["fractions"]
@@ -299,7 +317,8 @@ def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
         f"bulk: {bulk.n_obs} pseudo-bulk samples of 40 cells from the other {700 - reference.n_obs}-odd cells."
     )
     start = time.perf_counter()
-    scvi.settings.seed = seed
+    with quiet_lightning():  # setting the seed makes Lightning print "Seed set to ..."
+        scvi.settings.seed = seed
     dco.model.DECODE.setup_anndata(reference, labels_key="bulk_labels")
     dco.model.DECODE.setup_anndata(bulk)
     model = dco.model.DECODE(reference, bulk)

@@ -1,7 +1,12 @@
 """The DECODE model (scvi-tools), its network and its training plan. Needs torch and scvi-tools."""
 
-from ._model import DECODE
-from ._module import DECODEModule
-from ._training_plan import DECODETrainingPlan
+import warnings
+
+with warnings.catch_warnings():
+    # scvi-tools imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; its bars work without them
+    warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    from ._model import DECODE
+    from ._module import DECODEModule
+    from ._training_plan import DECODETrainingPlan
 
 __all__ = ["DECODE", "DECODEModule", "DECODETrainingPlan"]

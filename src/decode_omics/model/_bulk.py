@@ -11,7 +11,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ..pp._ondisk import is_on_disk, read_rows, row_blocks
+from ..pp._ondisk import is_on_disk, row_blocks
 from ..pp._scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale
 
 
@@ -38,7 +38,8 @@ class BulkSource:
     layer
         Layer instead of ``.X``.
     scale
-        Scale of the data (``"auto"``: detected on the model's features; for data on disk, on 2,000 random rows).
+        Scale of the data (``"auto"``: detected on all features of ``data``, as :func:`~decode_omics.pp.check_scale`
+        does; for data on disk, on 2,000 random rows).
     gains
         Per-feature gains of the data's platform (``exp`` of :func:`~decode_omics.model._platform.feature_log_gains`):
         every block is divided by them after it is brought to the linear scale.
@@ -69,13 +70,9 @@ class BulkSource:
         self.obs_names = data.obs_names
         self.n_obs = data.n_obs
         self.on_disk = is_on_disk(self.X)
-        if self.on_disk:
-            n = self.n_obs
-            rows = np.sort(np.random.default_rng(0).choice(n, min(n, 2000), replace=False))
-            sample = read_rows(self.X, rows)[:, self.positions]
-        else:
-            sample = self.X[:, self.positions]
-        self.scale: ScaleReport = resolve_scale(detect_scale(sample, name="bulk"), scale, "auto", "bulk")
+        # The scale is judged on every feature of the data, as check_scale does: the model's features alone (the
+        # reference's most dispersed) can hide the range that tells log2 from log1p.
+        self.scale: ScaleReport = resolve_scale(detect_scale(self.X, name="bulk"), scale, "auto", "bulk")
         self.divisor = None if gains is None else np.asarray(gains, dtype=np.float32)
 
     def _dense(self, block, start: int) -> np.ndarray:

@@ -29,9 +29,10 @@ from ..pp._features import shared_features
 from ..pp._scale import USER_SCALES, get_matrix
 from ._bulk import BulkSource, resolve_modality
 from ._data import PseudoTissueConfig, PseudoTissueSampler, TrainingBatches, ValidationBatches
+from ._lightning import quiet_lightning, with_progress_bar
 from ._module import DECODEModule
 from ._platform import MIN_SAMPLES, feature_log_gains
-from ._reference import prepare_reference
+from ._reference import label_values, prepare_reference
 from ._reference_fit import PLATFORM_SHIFT_WARNING, log_residual_spread
 from ._save_load import read_model_files, write_model_files
 from ._training_plan import DECODETrainingPlan
@@ -186,6 +187,7 @@ class DECODE(BaseModelClass):
         )
         self.features_ = [str(f) for f in ref.features]
         self.labels_ = [str(label) for label in ref.labels]
+        self.label_values_ = label_values(ref_adata.obs[ref_args["labels_key"]], self.labels_)
         self.mode_ = mode
         self.reference_scale_ = ref.scale.to_dict()
         if pseudotissue == "auto":
@@ -223,8 +225,10 @@ class DECODE(BaseModelClass):
             "dropout": dropout,
             "input_normalization": "standardize_rows" if as_is else "composition",
         }
+        self.bulk_scale_: dict | None = None
         if self.bulk_manager_ is not None:
             source = self._bulk_source(None)
+            self.bulk_scale_ = source.scale.to_dict()
             if not source.on_disk:
                 source.matrix()  # refuse samples without signal now, not after training
         torch.manual_seed(settings.seed if settings.seed is not None else 0)
@@ -474,9 +478,11 @@ class DECODE(BaseModelClass):
         completed = self._fit_network(**fit, trainer_kwargs=dict(trainer_kwargs))
         if platform_correction is None:
             platform_correction = self.mode_ == "relative"
+        masked = False
         if completed and platform_correction and self._reads_as_stored():
             keep = self._fit_transferable_features()
-            if keep is not None:
+            masked = keep is not None
+            if masked:
                 logger.info(
                     f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's "
                     "platform (see feature_agreement_)."
@@ -488,8 +494,10 @@ class DECODE(BaseModelClass):
         recorded += ("contrastive_weight", "adversarial_weight", "spread_weight", "input_noise", "align")
         seed = settings.seed if settings.seed is not None else 0
         self.train_settings_ = {k: fit[k] for k in recorded} | {"seed": seed}
-        self.train_settings_["platform_correction"] = platform_correction
         self.platform_gains_ = self._fit_platform_gains() if platform_correction else None
+        # what was applied, not what was asked for: with too few bulk samples nothing is fitted
+        self.train_settings_["platform_correction"] = self.platform_gains_ is not None or masked
+        self.train_settings_["platform_correction_requested"] = bool(platform_correction)
 
     def _fit_network(
         self,
@@ -540,18 +548,18 @@ class DECODE(BaseModelClass):
             trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"
         trainer_kwargs.setdefault("early_stopping_monitor", "fraction_loss_validation")
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
-        self.trainer = Trainer(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            early_stopping=early_stopping,
-            early_stopping_patience=early_stopping_patience,
-            **trainer_kwargs,
-        )
+        with quiet_lightning():
+            self.trainer = Trainer(
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                early_stopping=early_stopping,
+                early_stopping_patience=early_stopping_patience,
+                **with_progress_bar(trainer_kwargs),
+            )
         self.denoise_ = denoise
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+        self.module.train()  # Lightning keeps the mode it finds: after a first training or load() that is eval
+        with quiet_lightning():
             sigint = signal.getsignal(signal.SIGINT)
             try:
                 self.trainer.fit(plan, train_dl, val_dl)
@@ -726,10 +734,16 @@ class DECODE(BaseModelClass):
         source = self._bulk_source(adata, layer, modality, scale, platform_correction)
         denoise = getattr(self, "denoise_", True)
         values = self._forward_blocks(source, batch_size, lambda x: self.module(x, denoise=denoise), progress_bar)
-        columns = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
+        columns = self._columns()
         if self.mode_ == "absolute":
             self._warn_if_unknown_unreliable(source)
         return pd.DataFrame(values, index=source.obs_names, columns=columns)
+
+    def _columns(self) -> list:
+        """Columns of the fractions: the reference's label values (integers stay integers), plus ``unknown`` in
+        absolute mode."""
+        labels = getattr(self, "label_values_", None) or self.labels_
+        return list(labels) + (["unknown"] if self.mode_ == "absolute" else [])
 
     def _warn_if_unknown_unreliable(self, source: BulkSource, n_check: int = 2000) -> None:
         """Warn when the bulk is far from any mix of the labels (see :meth:`get_reference_fit`): the unknown share
@@ -803,7 +817,7 @@ class DECODE(BaseModelClass):
         self._check_if_trained(warn=True)
         source = self._bulk_source(adata, layer, modality, scale, platform_correction)
         denoise = getattr(self, "denoise_", True)
-        columns = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
+        columns = self._columns()
         if self.mode_ == "absolute":
             self._warn_if_unknown_unreliable(source)
         self.module.eval()
@@ -885,7 +899,9 @@ class DECODE(BaseModelClass):
             "class": type(self).__name__,
             "features": self.features_,
             "labels": self.labels_,
+            "label_values": getattr(self, "label_values_", None),
             "mode": self.mode_,
+            "bulk_scale": getattr(self, "bulk_scale_", None),
             "module_kwargs": self.module_kwargs_,
             "denoise": getattr(self, "denoise_", True),
             "pseudotissue": self.pseudotissue_,
@@ -942,6 +958,8 @@ class DECODE(BaseModelClass):
         model.bulk_manager_, model.bulk_ = None, None
         model.summary_stats = {}
         model.features_, model.labels_, model.mode_ = features, labels, mode
+        model.label_values_ = attrs.get("label_values")
+        model.bulk_scale_ = attrs.get("bulk_scale")
         model.pseudotissue_ = attrs.get("pseudotissue", "parametric")
         model.standardize_ = bool(attrs.get("standardize", False))
         model.module_kwargs_ = module_kwargs

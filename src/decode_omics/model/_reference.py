@@ -198,3 +198,13 @@ def _prepare_on_disk(X, var_names, codes, labels, candidates, n_features, scale,
         matrix=OnDiskRows(X, var_names.get_indexer(features), report.scale),
         moments=(mean.astype(np.float32), var.astype(np.float32)),
     )
+
+
+def label_values(labels: pd.Series, names: list[str]) -> list | None:
+    """The reference's own label values in model order (integers stay integers), for the columns of the results;
+    ``None`` when they are the strings ``names`` already."""
+    categories = labels.astype("category").cat.remove_unused_categories().cat.categories
+    values = [v.item() if isinstance(v, np.generic) else v for v in categories]
+    if all(isinstance(v, str) for v in values) or [str(v) for v in values] != list(names):
+        return None
+    return values

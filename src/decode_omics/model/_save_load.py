@@ -17,6 +17,11 @@ FORMAT_VERSION = 1
 
 def write_model_files(path: Path, state_dict: dict, attrs: dict, overwrite: bool) -> None:
     """Write the weights and the attributes into the folder ``path``."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"{path} is a file, not a folder: a model is saved as a folder of files. Pass a new folder path (or an "
+            "existing model folder with overwrite=True)."
+        )
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise ValueError(f"{path} exists and is not empty; pass overwrite=True to replace it.")
     path.mkdir(parents=True, exist_ok=True)

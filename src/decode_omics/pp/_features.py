@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from anndata import AnnData
 logger = logging.getLogger("decode_omics")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}")
+_VERSION = r"\.\d+$"
 
 
 def _namespace(names: pd.Index) -> str:
@@ -32,11 +34,41 @@ def _check_unique(names: pd.Index, what: str) -> None:
         )
 
 
+def _unversioned(names: pd.Index) -> pd.Index:
+    """Names without a trailing version suffix (``ENSG00000141510.16`` -> ``ENSG00000141510``)."""
+    return names.str.replace(_VERSION, "", regex=True)
+
+
+def _overlap_hint(ref: pd.Index, bulk: pd.Index, n_shared: int) -> str:
+    """The likely reason the two name sets overlap less than they could, with the fix; ``""`` when none is found."""
+    ns_ref, ns_bulk = _namespace(ref), _namespace(bulk)
+    if ns_ref != ns_bulk:
+        return (
+            f" The reference uses {ns_ref} and the bulk {ns_bulk}: map both to one namespace (for example gene "
+            "symbols) before deconvolving."
+        )
+    unversioned = int(_unversioned(ref).isin(_unversioned(bulk)).sum())
+    if unversioned > max(n_shared * 1.05, n_shared + 5):
+        return (
+            f" {unversioned} features match once version suffixes are removed (for example 'ENSG00000141510.16' vs "
+            "'ENSG00000141510'): strip them on both sides, e.g. "
+            "adata.var_names = adata.var_names.str.replace(r'\\.\\d+$', '', regex=True)."
+        )
+    upper = int(ref.str.upper().isin(bulk.str.upper()).sum())
+    if upper > max(n_shared * 1.05, n_shared + 5):
+        return (
+            f" {upper} features match when letter case is ignored (for example mouse 'Cd3e' vs human 'CD3E', or "
+            "names lower-cased on one side): harmonise the case or map orthologues."
+        )
+    return ""
+
+
 def shared_features(
     reference_names: pd.Index | list,
     bulk_names: pd.Index | list,
     *,
     min_features: int = 20,
+    min_share: float = 0.5,
 ) -> pd.Index:
     """Features present in both data sets, in the reference's order.
 
@@ -46,6 +78,9 @@ def shared_features(
         Feature names (``var_names``) of the reference and the bulk.
     min_features
         Fewest shared features accepted.
+    min_share
+        Warn when the shared features are fewer than this share of the smaller of the two name sets, or when
+        a simple repair (stripping version suffixes, ignoring letter case) would match noticeably more of them.
 
     Returns
     -------
@@ -55,33 +90,30 @@ def shared_features(
     ------
     ValueError
         When names are duplicated, or fewer than ``min_features`` are shared; the message names the likely cause
-        (different identifier namespaces, letter case) and the fix.
+        (different identifier namespaces, version suffixes, letter case) and the fix.
     """
     ref = pd.Index(reference_names).astype(str)
     bulk = pd.Index(bulk_names).astype(str)
     _check_unique(ref, "reference")
     _check_unique(bulk, "bulk")
     shared = ref[ref.isin(bulk)]
-    if len(shared) >= min_features:
-        return shared
-    hint = ""
-    ns_ref, ns_bulk = _namespace(ref), _namespace(bulk)
-    if ns_ref != ns_bulk:
-        hint = (
-            f" The reference uses {ns_ref} and the bulk {ns_bulk}: map both to one namespace (for example gene "
-            "symbols) before deconvolving."
+    hint = _overlap_hint(ref, bulk, len(shared))
+    counts = f"{len(shared)} features ({len(ref)} in the reference, {len(bulk)} in the bulk)"
+    if len(shared) < min_features:
+        raise ValueError(f"The reference and the bulk share {counts}; at least {min_features} are needed.{hint}")
+    small = len(shared) < min_share * min(len(ref), len(bulk))
+    if hint or small:
+        warnings.warn(
+            f"The reference and the bulk share only {counts}, so deconvolution reads {len(shared)} features."
+            + (
+                hint
+                or " Check that both use the same feature identifiers, or that the bulk measures the panel "
+                "the reference does."
+            ),
+            UserWarning,
+            stacklevel=2,
         )
-    else:
-        upper = ref.str.upper().isin(bulk.str.upper()).sum()
-        if upper >= min_features:
-            hint = (
-                f" {upper} features match when letter case is ignored (for example mouse 'Cd3e' vs human 'CD3E'): "
-                "harmonise the case or map orthologues."
-            )
-    raise ValueError(
-        f"The reference and the bulk share {len(shared)} features ({len(ref)} in the reference, {len(bulk)} in the "
-        f"bulk); at least {min_features} are needed.{hint}"
-    )
+    return shared
 
 
 def align_features(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -23,6 +24,10 @@ logger = logging.getLogger("decode_omics")
 
 # A log-transformed omics matrix never exceeds this (log2 of 1e12 is 40); linear abundances almost always do.
 _LOG_MAX = 40.0
+# Background-subtracted intensities have a small share of negatives (9 % in the bone-marrow metabolomics of
+# ../shared/data; a quarter for very noisy ones); linear data centred per feature have about half or more (54-69 %
+# for the shared metabolomics centred: intensities are right-skewed, so most values lie below the mean).
+_MAX_BACKGROUND_NEGATIVE = 0.4
 
 
 class ScaleError(ValueError):
@@ -37,8 +42,9 @@ class ScaleReport:
     ----------
     scale
         ``"counts"`` (non-negative integers), ``"linear"`` (non-negative abundances: TPM, CPM, intensities),
-        ``"log1p"`` (natural ``log(1 + x)``), ``"log2"`` (``log2(x)`` or ``log2(1 + x)`` intensities) or
-        ``"centered"`` (log-ratios, z-scores or centred logs: negatives around zero, no linear scale exists).
+        ``"log1p"`` (natural ``log(1 + x)``), ``"log2"`` (``log2(1 + x)``, or ``log2(x)`` of intensities large
+        enough that the 1 does not matter) or ``"centered"`` (log-ratios, z-scores or centred logs: negatives around
+        zero, no linear scale exists).
     n_nan
         Number of missing values (NaN).
     frac_negative
@@ -121,7 +127,8 @@ def detect_scale(X, *, name: str = "matrix") -> ScaleReport:
     Notes
     -----
     - Negative values with a maximum above 40 are background-subtracted linear intensities (for example metabolite
-      peaks): linear, negatives are clipped at 0 for mixing.
+      peaks) when they are a small share (at most 40 %) of the values: linear, negatives are clipped at 0 for
+      mixing. A larger share means values centred per feature (``x - mean``): ``centered``.
     - Negative values with a small maximum are log-ratios, z-scores or centred logs: ``centered``.
     - Non-negative non-integer values up to 40 are logarithms; ``log1p`` when ``expm1`` gives constant row sums
       (log1p-normalised single cells) or the maximum is below 15, otherwise ``log2``.
@@ -146,6 +153,21 @@ def detect_scale(X, *, name: str = "matrix") -> ScaleReport:
     is_integer = bool(np.all(np.mod(finite, 1) == 0))
 
     if frac_negative > 0:
+        if vmax > _LOG_MAX and frac_negative > _MAX_BACKGROUND_NEGATIVE:
+            return ScaleReport(
+                "centered",
+                n_nan,
+                frac_negative,
+                vmin,
+                vmax,
+                is_integer,
+                True,
+                f"{frac_negative:.0%} of the values are negative: large values centred per feature (x - mean, "
+                "z-scores of intensities). Background-subtracted intensities have a small share of small negatives; "
+                "centred data have about half. Centred values have no linear abundance scale, so samples cannot be "
+                "mixed or unmixed physically. Supply the un-centred abundances (or, if these really are intensities "
+                "with that much background subtracted, pass scale='linear').",
+            )
         if vmax > _LOG_MAX:
             return ScaleReport(
                 "linear",
@@ -225,7 +247,9 @@ def _inverse(scale: str):
     if scale == "log1p":
         return np.expm1
     if scale == "log2":
-        return lambda v: np.exp2(v)
+        # log2(1 + x): exact for log2(TPM + 1) and the like, where a zero is stored as 0; for log2 intensities
+        # (values of 10 and more) the 1 is negligible
+        return lambda v: np.exp2(v) - 1
     return None
 
 
@@ -253,7 +277,8 @@ def linearize(X, scale: str):
 
 def resolve_scale(report: ScaleReport, scale: str, missing: str, name: str) -> ScaleReport:
     """The report to act on: the detected scale, or the user's ``scale``; refuses centred data and, with
-    ``missing="error"``, NaN.
+    ``missing="error"``, NaN. A detected scale that rests on the value range alone (``report.confident`` false)
+    is used with a warning that names the guess and how to override it.
 
     ``missing="auto"`` (what models use): NaN in counts are an error (sequencing counts have no missing values, so
     the matrix is damaged); NaN in intensities (proteomics, metabolomics: below detection) are read as zero, with a
@@ -286,6 +311,14 @@ def resolve_scale(report: ScaleReport, scale: str, missing: str, name: str) -> S
             "missing value as zero abundance."
         )
     if scale == "auto":
+        if not report.confident:
+            warnings.warn(
+                f"The {name}'s scale was guessed as {report.scale!r} from its value range alone (maximum "
+                f"{report.max:.3g}): {report.note} If that is wrong, pass its scale explicitly (scale= or "
+                "reference_scale=: 'counts', 'linear', 'log1p', 'log2', or 'as_is').",
+                UserWarning,
+                stacklevel=3,
+            )
         return report
     note = f"Scale {chosen!r} given by the user."
     if chosen == "as_is":

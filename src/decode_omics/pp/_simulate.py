@@ -40,6 +40,18 @@ def label_codes(adata: AnnData, labels_key: str, *, min_cells: int = 1) -> tuple
     cat = labels.astype("category")
     cat = cat.cat.remove_unused_categories()
     names = pd.Index(cat.cat.categories.astype(str))
+    blank = int(labels.astype(str).str.strip().eq("").sum())
+    if blank:
+        raise ValueError(
+            f"adata.obs[{labels_key!r}] has {blank} empty label(s) (''): they would become a fraction column named "
+            "''. Give those cells a label (for example 'unassigned') or drop them."
+        )
+    if names.duplicated().any():
+        dup = names[names.duplicated()].unique().tolist()
+        raise ValueError(
+            f"adata.obs[{labels_key!r}] has labels that differ in type but read the same ({dup}, e.g. 1 and '1'); "
+            "make them one type."
+        )
     if len(names) < 2:
         raise ValueError(
             f"adata.obs[{labels_key!r}] has {len(names)} label(s) ({list(names)}); deconvolution needs at least 2."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -44,23 +45,31 @@ def _fit_one(
     train_kwargs: Mapping[str, Any] | None,
     random_state: int,
 ):
-    import scvi
-
     from ..model import DECODE
+    from ..model._lightning import seeded
 
     _check_reference(reference, labels_key, "reference")
-    scvi.settings.seed = random_state
     ref = _lightweight(reference, reference_layer, labels_key)
     blk = _lightweight(bulk, layer)
-    DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
-    DECODE.setup_anndata(blk, scale=scale)
-    model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
-    kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
-    start = time.perf_counter()
-    model.train(**kwargs)
-    fit_seconds = time.perf_counter() - start
-    fractions = model.get_fractions()
+    with seeded(random_state):
+        DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
+        DECODE.setup_anndata(blk, scale=scale)
+        model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
+        kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
+        start = time.perf_counter()
+        model.train(**kwargs)
+        fit_seconds = time.perf_counter() - start
+        fractions = model.get_fractions()
     fractions.index = bulk.obs_names.copy()
+    if model.label_values_ is not None:
+        warnings.warn(
+            f"The labels in reference.obs[{labels_key!r}] are not strings ({model.label_values_[:5]}); AnnData "
+            "stores column names as strings, so the fraction columns are their string forms "
+            f"({[str(v) for v in model.label_values_[:5]]}). model.get_fractions() keeps the original values.",
+            UserWarning,
+            stacklevel=3,
+        )
+        fractions.columns = fractions.columns.map(str)
     return model, fractions, fit_seconds
 
 
@@ -132,7 +141,9 @@ def deconvolve(
         Also return the fitted :class:`~decode_omics.model.DECODE` (a dict ``{modality: model}`` for a MuData), to
         save it, inspect its training or deconvolve more samples with it.
     random_state
-        Seed (sets ``scvi.settings.seed``); the same seed gives the same fractions on CPU.
+        Seed of the fit (``scvi.settings.seed`` is set to it while fitting and given back its previous value after).
+        On CPU the same seed gives the same fractions at the same number of threads (``torch.get_num_threads()``);
+        another thread count sums in another order and can move fractions by a few hundredths.
 
     Returns
     -------
@@ -140,8 +151,11 @@ def deconvolve(
     ``(copy, model)``). For an AnnData, sets
 
     - ``adata.obsm[key_added]``: fractions, a DataFrame of samples x labels (plus ``unknown`` in absolute mode);
-    - ``adata.uns[key_added]``: ``params``, ``labels``, ``features`` (count), ``fit_seconds``, ``history`` (per-epoch
-      losses and discriminator accuracy) and ``diagnostics`` (per-sample top label and entropy).
+    - ``adata.uns[key_added]``: ``params`` (the settings, among them the detected ``reference_scale`` and
+      ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features``
+      (how many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's
+      accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
+      and ``domain_distance``).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -217,6 +231,7 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, ra
             "random_state": random_state,
             "model_kwargs": dict(model_kwargs or {}),
             "reference_scale": model.reference_scale_["scale"],
+            "bulk_scale": model.bulk_scale_["scale"],
             **{k: v for k, v in model.train_settings_.items() if v is not None},
         },
         "labels": list(fractions.columns),
