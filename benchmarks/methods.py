@@ -120,3 +120,62 @@ def methods(max_epochs: int | None = None) -> dict[str, Callable[[Task, int], pd
         table[name] = lambda task, seed, _n=name: run_decode(task, seed, _n, max_epochs)
     table.update(PEERS)  # the field's methods, each in its own virtual environment (benchmarks/peers)
     return table
+
+
+def _defaults(fn) -> dict:
+    """A callable's keyword defaults (``repr`` of values JSON cannot hold)."""
+    import inspect
+
+    return {
+        k: (p.default if isinstance(p.default, (bool, int, float, str, type(None))) else repr(p.default))
+        for k, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def method_config(name: str, max_epochs: int | None = None) -> dict:
+    """A method's full configuration as a job records it: for DECODE variants the variant's arguments and every
+    default they leave in place (model, training, training plan, pseudo-tissues, the post-training fits' constants);
+    for a peer its venv, runner, timeout, options and installed packages; for NNLS its call."""
+    import dataclasses
+    import os
+
+    if name == "NNLS":
+        return {"kind": "in-process", "call": "dco.tl.nnls(bulk, reference, labels_key, scale=task.scale)"}
+    if name in DECODE_VARIANTS:
+        from decode_omics.model import DECODE, _data, _platform, _training_plan, _transfer
+
+        model_kwargs, train_kwargs = DECODE_VARIANTS[name]
+        constants = {
+            f"{m.__name__.rsplit('.', 1)[-1]}.{k}": getattr(m, k)
+            for m in (_platform, _transfer)
+            for k in dir(m)
+            if k.isupper() and isinstance(getattr(m, k), (int, float))
+        }
+        return {
+            "kind": "in-process",
+            "model_kwargs": model_kwargs,
+            "train_kwargs": train_kwargs | ({"max_epochs": max_epochs} if max_epochs is not None else {}),
+            "model_defaults": _defaults(DECODE.__init__),
+            "train_defaults": _defaults(DECODE.train),
+            "plan_defaults": _defaults(_training_plan.DECODETrainingPlan.__init__),
+            "pseudotissue_defaults": {f.name: f.default for f in dataclasses.fields(_data.PseudoTissueConfig)},
+            "constants": constants,
+            "seeded": "scvi.settings.seed = seed",
+        }
+    from .peers import PEERS, VENVS
+
+    peer = PEERS.get(name)
+    if peer is None:
+        return {"kind": "unknown"}
+    installed = VENVS / peer.venv / "installed.txt"
+    return {
+        "kind": "peer",
+        "venv": peer.venv,
+        "runner": peer.runner,
+        "timeout_s": peer.timeout_s,
+        "options": peer.options,
+        "options_override": os.environ.get("DECODE_OMICS_PEER_OPTIONS"),
+        "needs_rna": peer.needs_rna,
+        "installed": installed.read_text().split() if installed.exists() else "venv missing",
+    }

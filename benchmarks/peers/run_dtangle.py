@@ -5,19 +5,28 @@ samples, grouped by label) and every bulk sample, CPM over every feature measure
 ``data_type="rna-seq"`` for RNA tasks (its published RNA-seq gamma), its defaults otherwise
 (``marker_method="ratio"``, default ``n_markers``). The seed is unused (dtangle is deterministic).
 
+dtangle models log-scale expression of non-negative abundances. Data with negative values (the proteomics
+scenario's log-ratios / z-scores, read as stored) have no such scale: log2(1 + CPM) of them is undefined or
+meaningless (dtangle returned all-zero fractions on them), so the runner exits 3, which the benchmark reports as
+"does not apply", like the other peers that refuse such input.
+
     python run_dtangle.py EXCHANGE_FOLDER
 """
 
 import sys
 
 import numpy as np
-from _exchange import cpm, load, log, save
+from _exchange import DOES_NOT_APPLY, cpm, load, log, save
 from anndata import AnnData
 
 folder = sys.argv[1]
 reference, labels, bulk, params = load(folder)
 log(f"dtangle: reference {reference.shape}, bulk {bulk.shape}")
 opts = params.get("options", {})
+if (reference.to_numpy() < 0).any() or (bulk.to_numpy() < 0).any():
+    log("dtangle: the data hold negative values (not linear abundances); dtangle does not apply")
+    print("dtangle needs non-negative linear data to take log2(1 + CPM) of (negative values found)", flush=True)
+    sys.exit(DOES_NOT_APPLY)
 ref = AnnData(np.log2(1 + cpm(reference.to_numpy(), params["reference_libsize"])))
 ref.obs_names = reference.index
 ref.var_names = reference.columns
