@@ -11,8 +11,8 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ..pp._ondisk import is_on_disk, read_rows, row_blocks
-from ..pp._scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale
+from .._engine.ondisk import is_on_disk, read_rows, row_blocks
+from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale
 
 
 def resolve_modality(adata: AnnData | MuData, modality: str | None) -> AnnData:

@@ -25,12 +25,12 @@ from scvi.model.base import BaseModelClass
 from scvi.train import Trainer
 from tqdm.auto import tqdm
 
-from ..pp._features import shared_features
-from ..pp._scale import USER_SCALES, get_matrix
+from .._engine.features import shared_features
+from .._engine.scale import USER_SCALES, get_matrix
 from ._bulk import BulkSource, resolve_modality
-from ._data import PseudoTissueConfig, PseudoTissueSampler, TrainingBatches, ValidationBatches
 from ._module import DECODEModule
 from ._platform import MIN_SAMPLES, feature_log_gains
+from ._pseudotissues import PseudoTissueConfig, PseudoTissueSampler, TrainingBatches, ValidationBatches
 from ._reference import prepare_reference
 from ._reference_fit import PLATFORM_SHIFT_WARNING, log_residual_spread
 from ._save_load import read_model_files, write_model_files

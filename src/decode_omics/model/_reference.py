@@ -10,10 +10,10 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ..pp._mixing import LabelIndex
-from ..pp._ondisk import is_on_disk, read_rows, row_blocks
-from ..pp._scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
-from ..pp._simulate import label_codes
+from .._engine.adata import label_codes
+from .._engine.mixing import LabelIndex
+from .._engine.ondisk import is_on_disk, read_rows, row_blocks
+from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
 
 
 class OnDiskRows:

@@ -10,15 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..pp._scale import get_matrix
-
-
-def _lightweight(adata: AnnData, layer: str | None, labels_key: str | None = None) -> AnnData:
-    """An AnnData sharing the data matrix of ``adata`` (no copy, and a backed matrix stays on disk), so registering it
-    leaves the user's object as is."""
-    X = get_matrix(adata, layer, name="reference" if labels_key is not None else "bulk")
-    obs = adata.obs[[labels_key]].copy() if labels_key is not None else pd.DataFrame(index=adata.obs_names.copy())
-    return AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+from .._engine.adata import lightweight
 
 
 def _check_reference(reference, labels_key: str, what: str) -> None:
@@ -50,8 +42,8 @@ def _fit_one(
 
     _check_reference(reference, labels_key, "reference")
     scvi.settings.seed = random_state
-    ref = _lightweight(reference, reference_layer, labels_key)
-    blk = _lightweight(bulk, layer)
+    ref = lightweight(reference, reference_layer, labels_key)
+    blk = lightweight(bulk, layer)
     DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
     DECODE.setup_anndata(blk, scale=scale)
     model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
