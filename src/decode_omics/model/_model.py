@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .._engine.features import shared_features
 from .._engine.scale import USER_SCALES, get_matrix
 from ._bulk import BulkSource, resolve_modality
-from ._module import DECODEModule
+from ._module import DECODEModule, from_file_layout, to_file_layout
 from ._platform import MIN_SAMPLES, feature_log_gains
 from ._pseudotissues import PseudoTissueConfig, PseudoTissueSampler, TrainingBatches, ValidationBatches
 from ._reference import prepare_reference
@@ -897,7 +897,7 @@ class DECODE(BaseModelClass):
             "feature_agreement": None if self.feature_agreement_ is None else self.feature_agreement_.tolist(),
             "init_params": json.loads(json.dumps(self.init_params_, default=str)),
         }
-        write_model_files(Path(dir_path), self.module.state_dict(), attrs, overwrite)
+        write_model_files(Path(dir_path), to_file_layout(self.module.state_dict()), attrs, overwrite)
 
     @classmethod
     def load(
@@ -933,7 +933,7 @@ class DECODE(BaseModelClass):
         module = DECODEModule(len(features), len(labels), absolute=mode == "absolute", **module_kwargs)
         state.setdefault("transform.mask", torch.ones(len(features)))  # files written before the mask existed
         try:
-            module.load_state_dict(state)
+            module.load_state_dict(from_file_layout(state))
         except (RuntimeError, KeyError) as err:
             raise ValueError(f"The weights in {dir_path} do not match its attributes file: {err}") from err
         model = cls.__new__(cls)

@@ -6,7 +6,6 @@ import math
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
 from ._module import DECODEModule
 
@@ -21,7 +20,7 @@ class DECODETrainingPlan(pl.LightningModule):
     - unknown loss (absolute mode): squared error of the unknown share on the clean pseudo-tissue (0) and on a third
       view with material of a new cell type added (its share); the known labels' fractions are not trained on that
       view, so they are learnt as in relative mode;
-    - contrastive loss (InfoNCE, :meth:`DECODEModule.contrastive_loss`) between each clean code and the signal / noise
+    - contrastive loss (InfoNCE, :meth:`ContrastiveDenoiser.loss`) between each clean code and the signal / noise
       parts of its noisy views, weighted by ``contrastive_weight``;
     - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
       reversal layer whose weight ramps up from 0 to ``adversarial_weight`` (DANN schedule), so the encoder learns
@@ -92,10 +91,6 @@ class DECODETrainingPlan(pl.LightningModule):
         self.align = align
         self.max_epochs = max(1, max_epochs)
 
-    @staticmethod
-    def _sse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((pred - target) ** 2).sum(dim=-1).mean()
-
     def _ramp(self) -> float:
         p = min(1.0, self.current_epoch / self.max_epochs)
         return 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
@@ -107,9 +102,11 @@ class DECODETrainingPlan(pl.LightningModule):
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
             batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
         noise_sd = self.input_noise if train else 0.0
+        # The order of the operations below is part of the result: a seed gives bit-identical weights only if every
+        # code is computed, and every loss term added, in the same order.
         z = m.encode(batch["x"], noise_sd)
         clean = m.fractions_from_latent(z, denoise=self.denoise, x=batch["x"])
-        frac = self._sse(clean["relative"], batch["y"])
+        frac = m.head.fraction_loss(clean["relative"], batch["y"])
         n_terms = 1
         losses: dict[str, torch.Tensor] = {}
         contrastive = z.new_zeros(())
@@ -117,9 +114,9 @@ class DECODETrainingPlan(pl.LightningModule):
             for v in ("1", "2"):
                 zv = m.encode(batch["x" + v], noise_sd)
                 view = m.fractions_from_latent(zv, denoise=True, x=batch["x" + v])
-                frac = frac + self._sse(view["relative"], batch["y"])
+                frac = frac + m.head.fraction_loss(view["relative"], batch["y"])
                 n_terms += 1
-                contrastive = contrastive + m.contrastive_loss(z, view["signal"], view["noise"], self.temperature)
+                contrastive = contrastive + m.denoiser.loss(z, view["signal"], view["noise"], self.temperature)
             contrastive = contrastive / 2
         losses["fraction_loss"] = frac / n_terms
         total = losses["fraction_loss"]
@@ -128,9 +125,7 @@ class DECODETrainingPlan(pl.LightningModule):
             # (share u); the fractions of the known labels are not trained on that view.
             zu = m.encode(batch["xu"], noise_sd)
             with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
-            losses["unknown_loss"] = (clean["unknown"] ** 2).mean() / 2 + (
-                (with_unknown["unknown"] - batch["u"]) ** 2
-            ).mean() / 2
+            losses["unknown_loss"] = m.head.unknown_loss(clean["unknown"], with_unknown["unknown"], batch["u"])
             total = total + losses["unknown_loss"]
         if self.denoise:
             losses["contrastive_loss"] = contrastive
@@ -138,19 +133,13 @@ class DECODETrainingPlan(pl.LightningModule):
         if self.adversarial and train and "bulk" in batch:
             zb = m.encode(batch["bulk"], noise_sd)
             weight = self.adversarial_weight * self._ramp()
-            z_src = z.detach() if self.align == "bulk" else z
-            logits = m.domain_logits(torch.cat([z_src, zb]), weight)
-            target = torch.cat([torch.zeros(len(z)), torch.ones(len(zb))]).to(logits)
-            adv = F.binary_cross_entropy_with_logits(logits, target)
-            if self.spread_weight > 0 and len(zb) > 1:  # a spread needs two samples (a last batch can hold one)
-                floor = z.detach().std(dim=0)
-                losses["spread_loss"] = F.relu(floor - zb.std(dim=0)).mean()
-                total = total + self.spread_weight * losses["spread_loss"]
-            losses["adversarial_loss"] = adv
-            losses["discriminator_accuracy"] = ((logits > 0).float() == target).float().mean()
+            adversarial = m.adversary.loss(z, zb, weight, align=self.align, spread=self.spread_weight > 0)
+            if "spread_loss" in adversarial:
+                total = total + self.spread_weight * adversarial["spread_loss"]
+            losses |= adversarial
             # The discriminator itself learns at full strength; the reversed gradient reaching the encoder is scaled
             # by the ramped weight inside the gradient reversal layer.
-            total = total + adv
+            total = total + adversarial["adversarial_loss"]
         losses["loss"] = total
         return losses
 
