@@ -194,7 +194,7 @@ def test_spread_guard_survives_a_batch_of_one():
 
 
 def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():
-    from decode_omics.model._reference_fit import PLATFORM_SHIFT_WARNING
+    from decode_omics.model._calibration import PLATFORM_SHIFT_WARNING
 
     ref, bulk = _problem(seed=6)
     shifted = bulk.copy()  # another platform: every feature measured with its own efficiency (log-normal, sd 1.2)

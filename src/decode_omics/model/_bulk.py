@@ -40,8 +40,9 @@ class BulkSource:
     scale
         Scale of the data (``"auto"``: detected on the model's features; for data on disk, on 2,000 random rows).
     gains
-        Per-feature gains of the data's platform (``exp`` of :func:`~decode_omics.model._platform.feature_log_gains`):
-        every block is divided by them after it is brought to the linear scale.
+        Per-feature gains of the data's platform (``exp`` of
+        :func:`~decode_omics.model._calibration.feature_log_gains`): every block is divided by them after it is
+        brought to the linear scale.
     """
 
     def __init__(

@@ -73,6 +73,12 @@ class PseudoTissueSampler:
         self.on_disk = self.generator.on_disk
         self.mean, self.var = self.generator.moments
 
+    @classmethod
+    def from_reference(cls, ref, *, cells_per_sample: int, method: str, fractions: str) -> PseudoTissueSampler:
+        """The sampler of a :class:`~decode_omics.model._reference.PreparedReference`."""
+        config = PseudoTissueConfig(cells_per_sample=cells_per_sample, method=method, fractions=fractions)
+        return cls(ref.matrix, ref.codes, len(ref.labels), config, moments=ref.moments)
+
     def pool(self, rng: np.random.Generator):
         """The cells to mix from (see :meth:`PseudoTissueGenerator.cells`): a reference on disk is read as a fresh
         random pool of at most ``pool_per_label`` cells per label (parametric pseudo-tissues need cells only for the

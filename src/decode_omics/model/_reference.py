@@ -198,3 +198,20 @@ def _prepare_on_disk(X, var_names, codes, labels, candidates, n_features, scale,
         matrix=OnDiskRows(X, var_names.get_indexer(features), report.scale),
         moments=(mean.astype(np.float32), var.astype(np.float32)),
     )
+
+
+def prepare_registered(adata: AnnData, args: dict, **kwargs) -> PreparedReference:
+    """:func:`prepare_reference` with the labels, layer and scale a reference was registered with."""
+    return prepare_reference(
+        adata, labels_key=args["labels_key"], layer=args.get("layer"), scale=args.get("scale", "auto"), **kwargs
+    )
+
+
+def refuse_silent_labels(labels: list[str], mean: np.ndarray) -> None:
+    """Raise for labels whose cells are all zero on the model's features (``mean``: labels x features)."""
+    silent = [labels[k] for k in np.flatnonzero(np.abs(mean).sum(axis=1) <= 0)]
+    if silent:
+        raise ValueError(
+            f"Label(s) {silent} have no signal on the {mean.shape[1]} features used (their cells are all zero "
+            "there). Check the reference's data for these labels, or drop them."
+        )

@@ -1,0 +1,98 @@
+"""Settings shared by the model's parts: the seed, the training settings, and parameter text shared by docstrings."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+
+from scvi import settings
+
+
+def current_seed() -> int:
+    """``scvi.settings.seed``, or 0 when unset: the seed of every draw the model makes."""
+    return settings.seed if settings.seed is not None else 0
+
+
+@dataclass
+class TrainSettings:
+    """The arguments of :meth:`~decode_omics.model.DECODE.train` (documented there), in one place."""
+
+    max_epochs: int = 100
+    batch_size: int = 128
+    n_pseudotissues: int = 2048
+    lr: float = 1e-3
+    adversarial: bool = False
+    denoise: bool = True
+    contrastive_weight: float = 0.1
+    adversarial_weight: float = 0.1
+    spread_weight: float = 1.0
+    input_noise: float = 0.2
+    align: str = "bulk"
+    early_stopping: bool = True
+    early_stopping_patience: int = 15
+    n_validation: int = 512
+    accelerator: str = "auto"
+    devices: int | list[int] | str = "auto"
+    plan_kwargs: dict | None = None
+    trainer_kwargs: dict = field(default_factory=dict)
+
+    #: What a trained model records in ``train_settings_`` (and its saved attributes), in this order.
+    RECORDED = (
+        "max_epochs",
+        "batch_size",
+        "n_pseudotissues",
+        "lr",
+        "adversarial",
+        "denoise",
+        "contrastive_weight",
+        "adversarial_weight",
+        "spread_weight",
+        "input_noise",
+        "align",
+    )
+
+    @classmethod
+    def from_call(cls, arguments: dict) -> TrainSettings:
+        """The settings among a call's ``locals()`` (``trainer_kwargs`` taken from its ``**trainer_kwargs``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in arguments.items() if k in names})
+
+    def plan(self) -> dict:
+        """Keyword arguments of :class:`~decode_omics.model.DECODETrainingPlan`."""
+        keys = ("lr", "denoise", "adversarial", "contrastive_weight", "adversarial_weight", "spread_weight")
+        return {k: getattr(self, k) for k in (*keys, "input_noise", "align", "max_epochs")} | (self.plan_kwargs or {})
+
+    def recorded(self) -> dict:
+        """The settings a trained model records, with the seed."""
+        return {k: getattr(self, k) for k in self.RECORDED} | {"seed": current_seed()}
+
+
+#: Parameter text shared by the docstrings of the model's methods (filled in by :func:`shared_docs`).
+PARAMS = {
+    "data": """Bulk samples (AnnData, or MuData with ``modality``; default: the registered bulk), the layer to read
+instead of ``.X``, and their scale (``"auto"`` detects it, see :func:`~decode_omics.pp.to_linear`; the registered
+bulk uses the layer and scale given to :meth:`setup_anndata`). ``adata`` must hold every feature the model reads
+(matched by name); a backed or dask-backed AnnData is read in blocks of 10,000 samples, never whole.""",
+    "platform_correction": """Divide the samples by the platform gains fitted to the registered bulk in training
+(:attr:`platform_gains_`; nothing to divide by if none were fitted). Set ``False`` for samples from another platform
+or batch than the registered bulk. The feature mask of a model of values read as stored (:attr:`feature_agreement_`)
+is part of the trained network and applies to every sample.""",
+    "batch_size": "Samples per forward pass.",
+}
+
+
+def shared_docs(function):
+    """Replace each ``{name}`` line of ``function``'s docstring by ``PARAMS[name]``, indented as the line is
+    (docrep-style shared parameter text)."""
+    lines = []
+    for line in inspect.cleandoc(function.__doc__).splitlines():
+        stripped = line.strip()
+        key = stripped[1:-1] if stripped.startswith("{") and stripped.endswith("}") else None
+        if key in PARAMS:
+            indent = line[: len(line) - len(stripped)]
+            lines += [indent + text for text in PARAMS[key].splitlines()]
+        else:
+            lines.append(line)
+    function.__doc__ = "\n".join(lines)
+    return function
