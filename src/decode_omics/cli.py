@@ -286,20 +286,20 @@ def _n_obs(bulk, modality) -> int:
     return bulk.mod[modality].n_obs if isinstance(bulk, MuData) and modality in bulk.mod else bulk.n_obs
 
 
-def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
+def run_demo(max_epochs: int = 60, random_state: int = 0) -> dict[str, float]:
     """The demo: DECODE vs NNLS on pbmc68k pseudo-bulk from a disjoint half of the cells; returns the scores."""
     import scvi
 
     import decode_omics as dco
 
-    reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=seed)
+    reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=random_state)
     truth = bulk.obsm["fractions"]
     print(
         f"Reference: {reference.n_obs} cells, {reference.obs['bulk_labels'].nunique()} labels; "
         f"bulk: {bulk.n_obs} pseudo-bulk samples of 40 cells from the other {700 - reference.n_obs}-odd cells."
     )
     start = time.perf_counter()
-    scvi.settings.seed = seed
+    scvi.settings.seed = random_state
     dco.model.DECODE.setup_anndata(reference, labels_key="bulk_labels")
     dco.model.DECODE.setup_anndata(bulk)
     model = dco.model.DECODE(reference, bulk)
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "demo":
-            run_demo(max_epochs=args.max_epochs, seed=args.seed)
+            run_demo(max_epochs=args.max_epochs, random_state=args.seed)
             return 0
         if args.command == "predict":
             return _predict(args)

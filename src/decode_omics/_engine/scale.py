@@ -145,34 +145,29 @@ def detect_scale(X, *, name: str = "matrix") -> ScaleReport:
     frac_negative = float((finite < 0).sum() / max(finite.size, 1))
     is_integer = bool(np.all(np.mod(finite, 1) == 0))
 
+    def report(scale: str, confident: bool, note: str, integer: bool = False) -> ScaleReport:
+        return ScaleReport(scale, n_nan, frac_negative, vmin, vmax, integer, confident, note)
+
     if frac_negative > 0:
         if vmax > _LOG_MAX:
-            return ScaleReport(
+            return report(
                 "linear",
-                n_nan,
-                frac_negative,
-                vmin,
-                vmax,
-                is_integer,
                 False,
                 "Linear intensities with negative (background-subtracted) values; negatives are set to 0 for mixing.",
+                is_integer,
             )
-        return ScaleReport(
+        return report(
             "centered",
-            n_nan,
-            frac_negative,
-            vmin,
-            vmax,
-            is_integer,
             True,
             "Negative values with a small range: log-ratios, z-scores or centred logs. They have no linear abundance "
             "scale, so samples cannot be mixed or unmixed physically. Supply un-centred abundances (raw intensities, "
             "counts, or log values before centring).",
+            is_integer,
         )
     if is_integer and vmax > 1:
-        return ScaleReport("counts", n_nan, 0.0, vmin, vmax, True, True, "Non-negative integer counts.")
+        return report("counts", True, "Non-negative integer counts.", True)
     if vmax > _LOG_MAX:
-        return ScaleReport("linear", n_nan, 0.0, vmin, vmax, is_integer, True, "Non-negative linear abundances.")
+        return report("linear", True, "Non-negative linear abundances.", is_integer)
     if vmax == 0:
         raise ValueError(f"The {name} is all zeros; there is nothing to deconvolve.")
     # A log scale, or a linear scale with tiny values (fractions, already-scaled data).
@@ -180,44 +175,18 @@ def detect_scale(X, *, name: str = "matrix") -> ScaleReport:
     cv_l2 = _row_sum_cv(Xs, lambda v: np.exp2(v) - 1)
     cv_lin = _row_sum_cv(Xs, lambda v: v)
     if cv_ln < 1e-3 or (cv_ln < cv_l2 and cv_ln < 0.05 and cv_ln < cv_lin):
-        return ScaleReport(
-            "log1p", n_nan, 0.0, vmin, vmax, False, True, "log1p of normalised data (expm1 rows sum to a constant)."
-        )
+        return report("log1p", True, "log1p of normalised data (expm1 rows sum to a constant).")
     if cv_l2 < 1e-3:
-        return ScaleReport("log2", n_nan, 0.0, vmin, vmax, False, True, "log2(1 + x) of normalised data.")
+        return report("log2", True, "log2(1 + x) of normalised data.")
     if cv_lin < 1e-3:
-        return ScaleReport("linear", n_nan, 0.0, vmin, vmax, False, True, "Linear, normalised to constant row sums.")
+        return report("linear", True, "Linear, normalised to constant row sums.")
     if vmax <= 1.0:
-        return ScaleReport(
-            "linear",
-            n_nan,
-            0.0,
-            vmin,
-            vmax,
-            False,
-            False,
-            "Small non-negative values: taken as linear (relative abundances). Pass scale= to override.",
-        )
+        note = "Small non-negative values: taken as linear (relative abundances)."
+        return report("linear", False, f"{note} Pass scale= to override.")
     if vmax < 15:
-        return ScaleReport(
-            "log1p",
-            n_nan,
-            0.0,
-            vmin,
-            vmax,
-            False,
-            False,
-            "Non-integer values below 15: taken as natural log1p. Pass scale= to override.",
-        )
-    return ScaleReport(
-        "log2",
-        n_nan,
-        0.0,
-        vmin,
-        vmax,
-        False,
-        False,
-        "Non-integer values between 15 and 40: taken as log2 intensities. Pass scale= to override.",
+        return report("log1p", False, "Non-integer values below 15: taken as natural log1p. Pass scale= to override.")
+    return report(
+        "log2", False, "Non-integer values between 15 and 40: taken as log2 intensities. Pass scale= to override."
     )
 
 

@@ -201,7 +201,7 @@ _CELLBENCH_CITATION = (
     "experiments, Nat Methods 16:479 (GEO GSE118767)"
 )
 # RNAmix design column -> the cell line whose RNA the wells really hold (H2228 and HCC827 are exchanged; see
-# cellbench_mixtures and the folder's MANIFEST.md).
+# cellbench_mixtures).
 _RNAMIX_DESIGN_TO_LINE = {"H1975_prop": "H1975", "H2228_prop": "HCC827", "HCC827_prop": "H2228"}
 _YES_NO = {"YES": True, "NO": False}
 
@@ -254,10 +254,10 @@ def cellbench_mixtures(
       per line; ``"cellmix5"`` (21 wells x 29,858 genes): wells of 90 cells.
 
     **H2228 and HCC827 are exchanged in the published RNAmix design columns**: the wells whose design says pure
-    ``H2228_prop == 1`` match the HCC827 single cells and vice versa, in both single-cell references (verified in
-    the data folder's MANIFEST.md and again here: the pure wells' mean profile correlates best with the other line).
-    This loader applies the MANIFEST's correction: the truth column ``H2228`` is the published ``HCC827_prop`` and
-    ``HCC827`` is the published ``H2228_prop`` (``H1975`` unchanged). The design as published is kept in
+    ``H2228_prop == 1`` match the HCC827 single cells and vice versa, in both single-cell references (the pure
+    wells' mean profile correlates best with the other line's cells). This loader applies the correction: the truth
+    column ``H2228`` is the published ``HCC827_prop`` and ``HCC827`` is the published ``H2228_prop`` (``H1975``
+    unchanged). The design as published is kept in
     ``obsm["design_as_published"]``; say so in any table that uses these mixtures. The cellmix wells were checked the
     same way (pure wells vs. the references) and are **not** exchanged: their per-line cell counts are used as
     published.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import torch
@@ -85,26 +87,16 @@ class InferenceMixin:
 
     @shared_docs
     def get_fractions(
-        self,
-        adata: AnnData | MuData | None = None,
-        *,
-        layer: str | None = None,
-        modality: str | None = None,
-        scale: str = "auto",
-        platform_correction: bool = True,
-        batch_size: int = 1024,
-        progress_bar: bool = False,
-    ) -> pd.DataFrame:
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, batch_size: int = 1024, progress_bar: bool = False,
+    ) -> pd.DataFrame:  # fmt: skip
         """Estimated fractions of every bulk sample.
 
         Parameters
         ----------
-        adata, layer, modality, scale
-            {data}
-        platform_correction
-            {platform_correction}
-        batch_size
-            {batch_size}
+        {data}
+        {platform_correction}
+        {batch_size}
         progress_bar
             Show progress over the samples (useful for a cohort on disk).
 
@@ -118,30 +110,20 @@ class InferenceMixin:
 
     @shared_docs
     def iter_fractions(
-        self,
-        adata: AnnData | MuData | None = None,
-        *,
-        layer: str | None = None,
-        modality: str | None = None,
-        scale: str = "auto",
-        platform_correction: bool = True,
-        block_rows: int = 10_000,
-        batch_size: int = 1024,
-    ):
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, block_rows: int = 10_000, batch_size: int = 1024,
+    ) -> Iterator[pd.DataFrame]:  # fmt: skip
         """Fractions block by block, for cohorts too large to hold: yields one DataFrame per ``block_rows`` samples
         (read from disk block by block when ``adata`` is backed), so each can be written out as it comes. Memory is
         bounded by one block, whatever the cohort size.
 
         Parameters
         ----------
-        adata, layer, modality, scale
-            {data}
-        platform_correction
-            {platform_correction}
+        {data}
+        {platform_correction}
         block_rows
             Samples per yielded DataFrame.
-        batch_size
-            {batch_size}
+        {batch_size}
 
         Examples
         --------
@@ -155,25 +137,18 @@ class InferenceMixin:
 
     @shared_docs
     def get_latent_representation(
-        self,
-        adata: AnnData | MuData | None = None,
-        *,
-        layer: str | None = None,
-        modality: str | None = None,
-        scale: str = "auto",
-        platform_correction: bool = True,
-        batch_size: int = 1024,
-    ) -> np.ndarray:
-        """The encoder's code of every bulk sample (samples x ``n_latent``), the space the adversarial stage aligns.
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, batch_size: int = 1024,
+    ) -> np.ndarray:  # fmt: skip
+        """The encoder's code of every bulk sample (samples x ``n_latent``).
+
+        The space the adversarial stage aligns, and the one :meth:`get_domain_distance` measures distances in.
 
         Parameters
         ----------
-        adata, layer, modality, scale
-            {data}
-        platform_correction
-            {platform_correction}
-        batch_size
-            {batch_size}
+        {data}
+        {platform_correction}
+        {batch_size}
         """
         source = self._bulk_source(adata, layer, modality, scale, platform_correction)
         parts = [v for _, v in self._predict(source, self.module.encode, max(batch_size, 10_000), batch_size)]
@@ -182,13 +157,9 @@ class InferenceMixin:
     @shared_docs
     @torch.inference_mode()
     def get_domain_distance(
-        self,
-        adata: AnnData | MuData | None = None,
-        *,
-        layer: str | None = None,
-        modality: str | None = None,
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
         n_neighbors: int = 10,
-    ) -> np.ndarray:
+    ) -> np.ndarray:  # fmt: skip
         """How far each bulk sample's code lies from the codes of fresh pseudo-tissues.
 
         The mean distance to the ``n_neighbors`` nearest pseudo-tissue codes, divided by the same quantity among the
@@ -197,8 +168,7 @@ class InferenceMixin:
 
         Parameters
         ----------
-        adata, layer, modality
-            {data}
+        {data_without_scale}
         n_neighbors
             Nearest pseudo-tissue codes averaged over.
         """
@@ -216,13 +186,9 @@ class InferenceMixin:
 
     @shared_docs
     def get_reference_fit(
-        self,
-        adata: AnnData | MuData | None = None,
-        *,
-        layer: str | None = None,
-        modality: str | None = None,
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
         scale: str = "auto",
-    ) -> pd.Series:
+    ) -> pd.Series:  # fmt: skip
         """How well a non-negative mix of the reference's labels explains each bulk sample (no training needed).
 
         For each sample, the spread (standard deviation) of ``log(composition / composition of its best non-negative
@@ -234,8 +200,7 @@ class InferenceMixin:
 
         Parameters
         ----------
-        adata, layer, modality, scale
-            {data}
+        {data}
 
         Returns
         -------

@@ -37,10 +37,10 @@ class DECODE(InferenceMixin, BaseModelClass):
 
     1. **Pseudo-tissues** drawn fresh every epoch from the reference (:mod:`~decode_omics.model._pseudotissues`).
     2. **Adversarial alignment** of the codes of pseudo-tissues and of the *real, unlabeled bulk* registered with the
-       model (:class:`~decode_omics.model._module.DomainAdversary`; off by default, see :meth:`train`).
-    3. **Contrastive denoising** of the codes (:class:`~decode_omics.model._module.ContrastiveDenoiser`).
+       model (:class:`~decode_omics.model.DomainAdversary`; off by default, see :meth:`train`).
+    3. **Contrastive denoising** of the codes (:class:`~decode_omics.model.ContrastiveDenoiser`).
     4. **Deconvolution head**: relative fractions over the known labels, or absolute fractions with an explicit
-       ``unknown`` share (:class:`~decode_omics.model._module.DeconvolutionHead`).
+       ``unknown`` share (:class:`~decode_omics.model.DeconvolutionHead`).
 
     After training, the registered bulk calibrates the model (:mod:`~decode_omics.model._calibration`; see
     ``platform_correction`` in :meth:`train`). Measurements behind each choice are on the method page
@@ -279,8 +279,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             (Dirichlet(1) over the labels): it suits cohorts designed to span the labels, not cohorts that vary
             around one composition, as tissue does. See the method page (``docs/method.md``).
         denoise
-            Train and use the contrastive denoiser on noisy views of the pseudo-tissues. ``False`` trains 2-6x
-            faster.
+            Train and use the contrastive denoiser on noisy views of the pseudo-tissues. ``False`` trains faster
+            (no noisy views to encode).
         contrastive_weight, adversarial_weight
             Weights of the contrastive loss and of the reversed gradient.
         spread_weight

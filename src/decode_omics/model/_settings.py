@@ -69,16 +69,23 @@ class TrainSettings:
 
 
 #: Parameter text shared by the docstrings of the model's methods (filled in by :func:`shared_docs`).
+_DATA = """Bulk samples (AnnData, or MuData with ``modality``; default: the registered bulk) and the layer to read
+    instead of ``.X``. ``adata`` must hold every feature the model reads (matched by name); a backed or dask-backed
+    AnnData is read in blocks of 10,000 samples, never whole."""
 PARAMS = {
-    "data": """Bulk samples (AnnData, or MuData with ``modality``; default: the registered bulk), the layer to read
-instead of ``.X``, and their scale (``"auto"`` detects it, see :func:`~decode_omics.pp.to_linear`; the registered
-bulk uses the layer and scale given to :meth:`setup_anndata`). ``adata`` must hold every feature the model reads
-(matched by name); a backed or dask-backed AnnData is read in blocks of 10,000 samples, never whole.""",
-    "platform_correction": """Divide the samples by the platform gains fitted to the registered bulk in training
-(:attr:`platform_gains_`; nothing to divide by if none were fitted). Set ``False`` for samples from another platform
-or batch than the registered bulk. The feature mask of a model of values read as stored (:attr:`feature_agreement_`)
-is part of the trained network and applies to every sample.""",
-    "batch_size": "Samples per forward pass.",
+    "data": f"""adata, layer, modality, scale
+    {_DATA} ``scale`` is the scale of ``adata`` (``"auto"`` detects it, see
+    :func:`~decode_omics.pp.to_linear`); the registered bulk is read with the layer and scale it was registered
+    with.""",
+    "data_without_scale": f"""adata, layer, modality
+    {_DATA}""",
+    "platform_correction": """platform_correction
+    Divide the samples by the platform gains fitted to the registered bulk in training (:attr:`platform_gains_`;
+    nothing to divide by if none were fitted). Set ``False`` for samples from another platform or batch than the
+    registered bulk. The feature mask of a model of values read as stored (:attr:`feature_agreement_`) is part of the
+    trained network and applies to every sample.""",
+    "batch_size": """batch_size
+    Samples per forward pass.""",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
@@ -38,17 +39,17 @@ class DECODETrainingPlan(pl.LightningModule):
         Adam settings.
     denoise, adversarial
         Switch the denoising and the adversarial stage on or off (for ablations).
+    align
+        ``"bulk"`` (default): the reversed gradient reaches the encoder only through the real-bulk codes, which are
+        moved into the region the pseudo-tissues occupy while the pseudo-tissue codes, and so the fraction regression,
+        stay put (the bulk is a few samples in a corner of composition space; pulling the whole pseudo-tissue
+        distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
     contrastive_weight, adversarial_weight, spread_weight
         Loss weights.
     input_noise
         Standard deviation of Gaussian noise added to the normalised input in training.
     temperature
         InfoNCE temperature.
-    align
-        ``"bulk"`` (default): the reversed gradient reaches the encoder only through the real-bulk codes, which are
-        moved into the region the pseudo-tissues occupy while the pseudo-tissue codes, and so the fraction regression,
-        stay put (the bulk is a few samples in a corner of composition space; pulling the whole pseudo-tissue
-        distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
     max_epochs
         Used by the adversarial ramp.
     feature_gain
@@ -65,14 +66,14 @@ class DECODETrainingPlan(pl.LightningModule):
         weight_decay: float = 1e-5,
         denoise: bool = True,
         adversarial: bool = True,
+        align: Literal["bulk", "both"] = "bulk",
         contrastive_weight: float = 0.1,
         adversarial_weight: float = 0.1,
+        spread_weight: float = 1.0,
         input_noise: float = 0.2,
         temperature: float = 0.1,
-        align: str = "bulk",
         max_epochs: int = 100,
         feature_gain: float = 0.0,
-        spread_weight: float = 1.0,
     ):
         super().__init__()
         self.spread_weight = spread_weight

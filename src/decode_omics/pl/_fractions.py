@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._utils import finish, get_fractions, label_colors, new_figure, ordered_labels
+from ._utils import finish, fractions_frame, label_colors, new_figure, ordered_labels
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -114,7 +114,7 @@ def fractions(
     -------
     The Axes if the figure is not shown, else ``None``.
     """
-    frame = get_fractions(adata, key)
+    frame = fractions_frame(adata, key)
     groups = _groups(adata, groupby, frame.index)
     complete = frame.notna().all(axis=1).to_numpy()
     frame = frame[complete]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._utils import UNKNOWN, finish, get_fractions, label_colors, ordered_labels
+from ._utils import UNKNOWN, finish, fractions_frame, label_colors, ordered_labels
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -98,10 +98,10 @@ def truth(
     if estimate is None or truth is None:
         if adata is None:
             raise TypeError("Pass adata (with .obsm[key] and .obsm[truth_key]) or both estimate= and truth=.")
-        estimate = get_fractions(adata, key, what="estimated fractions") if estimate is None else estimate
-        truth = get_fractions(adata, truth_key, what="true fractions") if truth is None else truth
-    estimate = get_fractions(estimate, key)
-    truth = get_fractions(truth, truth_key)
+        estimate = fractions_frame(adata, key, what="estimated fractions") if estimate is None else estimate
+        truth = fractions_frame(adata, truth_key, what="true fractions") if truth is None else truth
+    estimate = fractions_frame(estimate, key)
+    truth = fractions_frame(truth, truth_key)
     est, tru = _align_truth(estimate, truth)
     scores = metrics.score(est, tru)
     labels = list(est.columns)

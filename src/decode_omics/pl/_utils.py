@@ -16,7 +16,7 @@ UNKNOWN = "unknown"
 UNKNOWN_COLOR = "#c7c7c7"
 
 
-def get_fractions(data: Any, key: str, *, what: str = "fractions") -> pd.DataFrame:
+def fractions_frame(data: Any, key: str, *, what: str = "fractions") -> pd.DataFrame:
     """Fractions (samples x labels) from a DataFrame, or from ``data.obsm[key]`` of an AnnData / MuData."""
     if isinstance(data, pd.DataFrame):
         return data

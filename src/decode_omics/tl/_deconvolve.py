@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -22,32 +23,20 @@ def _check_reference(reference, labels_key: str, what: str) -> None:
         )
 
 
-def _fit_one(
-    bulk: AnnData,
-    reference: AnnData,
-    labels_key: str,
-    *,
-    mode: str,
-    layer: str | None,
-    reference_layer: str | None,
-    scale: str,
-    reference_scale: str,
-    model_kwargs: Mapping[str, Any] | None,
-    train_kwargs: Mapping[str, Any] | None,
-    random_state: int,
-):
+def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[str, Any]):
+    """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`)."""
     import scvi
 
     from ..model import DECODE
 
     _check_reference(reference, labels_key, "reference")
-    scvi.settings.seed = random_state
-    ref = lightweight(reference, reference_layer, labels_key)
-    blk = lightweight(bulk, layer)
-    DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
-    DECODE.setup_anndata(blk, scale=scale)
-    model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
-    kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
+    scvi.settings.seed = fit["random_state"]
+    ref = lightweight(reference, fit["reference_layer"], labels_key)
+    blk = lightweight(bulk, fit["layer"])
+    DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
+    DECODE.setup_anndata(blk, scale=fit["scale"])
+    model = DECODE(ref, blk, mode=fit["mode"], **dict(fit["model_kwargs"] or {}))
+    kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
     start = time.perf_counter()
     model.train(**kwargs)
     fit_seconds = time.perf_counter() - start
@@ -74,7 +63,7 @@ def deconvolve(
     reference: AnnData | Mapping[str, AnnData],
     labels_key: str,
     *,
-    mod: str | list[str] | None = None,
+    modality: str | list[str] | None = None,
     mode: Literal["relative", "absolute"] = "relative",
     key_added: str = "decode",
     layer: str | None = None,
@@ -86,6 +75,7 @@ def deconvolve(
     copy: bool = False,
     return_model: bool = False,
     random_state: int = 0,
+    mod: str | list[str] | None = None,
 ):
     """Deconvolve bulk samples into cell-type or cell-state fractions with DECODE.
 
@@ -99,7 +89,7 @@ def deconvolve(
         ``metab``).
     labels_key
         Label column of the reference(s): cell types or cell states.
-    mod
+    modality
         Modalities of a MuData to deconvolve (default: every modality that has a reference).
     mode
         ``"relative"`` (fractions over known labels) or ``"absolute"`` (plus an ``unknown`` share).
@@ -125,6 +115,8 @@ def deconvolve(
         save it, inspect its training or deconvolve more samples with it.
     random_state
         Seed (sets ``scvi.settings.seed``); the same seed gives the same fractions on CPU.
+    mod
+        Deprecated name of ``modality``.
 
     Returns
     -------
@@ -142,46 +134,29 @@ def deconvolve(
     from mudata import MuData
     from scanpy import logging as logg
 
+    modality = _renamed(mod, modality)
+    fit = {
+        "mode": mode,
+        "layer": layer,
+        "reference_layer": reference_layer,
+        "scale": scale,
+        "reference_scale": reference_scale,
+        "model_kwargs": model_kwargs,
+        "train_kwargs": train_kwargs,
+        "random_state": random_state,
+    }
     if isinstance(data, MuData):
-        return _deconvolve_mudata(
-            data,
-            reference,
-            labels_key,
-            mod=mod,
-            mode=mode,
-            key_added=key_added,
-            layer=layer,
-            reference_layer=reference_layer,
-            scale=scale,
-            reference_scale=reference_scale,
-            model_kwargs=model_kwargs,
-            train_kwargs=train_kwargs,
-            copy=copy,
-            return_model=return_model,
-            random_state=random_state,
-        )
+        return _deconvolve_mudata(data, reference, labels_key, modality, key_added, copy, return_model, fit)
     if not isinstance(data, AnnData):
         raise TypeError(f"data must be an AnnData or a MuData, got {type(data).__name__}.")
     if not isinstance(reference, AnnData):
         raise TypeError("For an AnnData, reference must be one AnnData (a dict of references is for MuData).")
-    if mod is not None:
-        raise ValueError("mod= applies to MuData input only.")
+    if modality is not None:
+        raise ValueError("modality= applies to MuData input only.")
     start = logg.info(f"deconvolving {data.n_obs} samples with DECODE ({mode})")
     adata = data.copy() if copy else data
-    model, fractions, fit_seconds = _fit_one(
-        adata,
-        reference,
-        labels_key,
-        mode=mode,
-        layer=layer,
-        reference_layer=reference_layer,
-        scale=scale,
-        reference_scale=reference_scale,
-        model_kwargs=model_kwargs,
-        train_kwargs=train_kwargs,
-        random_state=random_state,
-    )
-    _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
+    model, fractions, fit_seconds = _fit_one(adata, reference, labels_key, fit)
+    _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit)
     logg.info(
         "    finished",
         time=start,
@@ -193,21 +168,31 @@ def deconvolve(
     return _returned(adata if copy else None, model, return_model)
 
 
+def _renamed(mod, modality):
+    """``modality``, or the value of the deprecated ``mod`` keyword (with a warning)."""
+    if mod is None:
+        return modality
+    warnings.warn("deconvolve(mod=...) is deprecated; use modality=.", DeprecationWarning, stacklevel=3)
+    if modality is not None:
+        raise TypeError("Pass modality= only (mod= is its deprecated name).")
+    return mod
+
+
 def _returned(result, models, return_model: bool):
     if not return_model:
         return result
     return models if result is None else (result, models)
 
 
-def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs) -> None:
+def _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit) -> None:
     adata.obsm[key_added] = fractions
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
             "labels_key": labels_key,
-            "mode": mode,
-            "random_state": random_state,
-            "model_kwargs": dict(model_kwargs or {}),
+            "mode": fit["mode"],
+            "random_state": fit["random_state"],
+            "model_kwargs": dict(fit["model_kwargs"] or {}),
             "reference_scale": model.reference_scale_["scale"],
             **{k: v for k, v in model.train_settings_.items() if v is not None},
         },
@@ -219,31 +204,15 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, ra
     }
 
 
-def _deconvolve_mudata(
-    mdata,
-    reference,
-    labels_key,
-    *,
-    mod,
-    mode,
-    key_added,
-    layer,
-    reference_layer,
-    scale,
-    reference_scale,
-    model_kwargs,
-    train_kwargs,
-    copy,
-    return_model,
-    random_state,
-):
+def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
     from scanpy import logging as logg
 
     if not isinstance(reference, Mapping):
         raise TypeError(
             "For a MuData, reference must be a dict {modality: reference AnnData}, one reference per omics layer."
         )
-    mods = [mod] if isinstance(mod, str) else list(mod) if mod is not None else [m for m in mdata.mod if m in reference]
+    mods = [modality] if isinstance(modality, str) else list(modality) if modality is not None else None
+    mods = [m for m in mdata.mod if m in reference] if mods is None else mods
     if not mods:
         raise ValueError(
             f"No modality of the MuData ({list(mdata.mod)}) has a reference (references for {list(reference)})."
@@ -259,21 +228,9 @@ def _deconvolve_mudata(
     mdata = mdata.copy() if copy else mdata
     models = {}
     for m in mods:
-        start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({mode})")
-        model, fractions, fit_seconds = _fit_one(
-            mdata.mod[m],
-            reference[m],
-            labels_key,
-            mode=mode,
-            layer=layer,
-            reference_layer=reference_layer,
-            scale=scale,
-            reference_scale=reference_scale,
-            model_kwargs=model_kwargs,
-            train_kwargs=train_kwargs,
-            random_state=random_state,
-        )
-        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
+        start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({fit['mode']})")
+        model, fractions, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit)
+        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, fit)
         models[m] = model
         mdata.obsm[f"{key_added}_{m}"] = fractions.reindex(mdata.obs_names)
         logg.info(
