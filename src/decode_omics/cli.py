@@ -15,6 +15,13 @@ class InputError(Exception):
     """A problem with the user's files or arguments (reported without a traceback)."""
 
 
+_DEMO_DESCRIPTION = (
+    "Splits the 700 cells of scanpy's bundled pbmc68k_reduced in two halves, mixes 60 pseudo-bulk samples of known "
+    "composition from one half, deconvolves them with DECODE trained on the other half (and with NNLS for "
+    "comparison) and prints CCC and RMSE. No download."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="decode-omics",
@@ -81,7 +88,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also save the trained model (.h5ad bulk only; one model per run)",
     )
     dec.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: auto)")
-    dec.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     pred = sub.add_parser(
         "predict",
@@ -105,17 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not divide by the platform gains fitted to the training bulk (for bulk from another platform)",
     )
-    pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    for command in (dec, pred):
+        command.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
-    demo = sub.add_parser(
-        "demo",
-        help="deconvolve pseudo-bulk of scanpy's bundled pbmc68k_reduced and print the accuracy",
-        description=(
-            "Splits the 700 cells of scanpy's bundled pbmc68k_reduced in two halves, mixes 60 pseudo-bulk samples "
-            "of known composition from one half, deconvolves them with DECODE trained on the other half (and with "
-            "NNLS for comparison) and prints CCC and RMSE. No download."
-        ),
-    )
+    demo_help = "deconvolve pseudo-bulk of scanpy's bundled pbmc68k_reduced and print the accuracy"
+    demo = sub.add_parser("demo", help=demo_help, description=_DEMO_DESCRIPTION)
     demo.add_argument("--max-epochs", type=int, default=60, help="training epochs (default: 60)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 
 from scvi import settings
+
+from .._engine.docs import fill_docs
 
 
 def current_seed() -> int:
@@ -89,17 +90,5 @@ PARAMS = {
 }
 
 
-def shared_docs(function):
-    """Replace each ``{name}`` line of ``function``'s docstring by ``PARAMS[name]``, indented as the line is
-    (docrep-style shared parameter text)."""
-    lines = []
-    for line in inspect.cleandoc(function.__doc__).splitlines():
-        stripped = line.strip()
-        key = stripped[1:-1] if stripped.startswith("{") and stripped.endswith("}") else None
-        if key in PARAMS:
-            indent = line[: len(line) - len(stripped)]
-            lines += [indent + text for text in PARAMS[key].splitlines()]
-        else:
-            lines.append(line)
-    function.__doc__ = "\n".join(lines)
-    return function
+#: Fills the shared parameter text into a docstring.
+shared_docs = fill_docs(PARAMS)

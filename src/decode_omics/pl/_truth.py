@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._utils import UNKNOWN, finish, fractions_frame, label_colors, ordered_labels
+from ._utils import UNKNOWN, finish, fractions_frame, label_colors, ordered_labels, shared_docs
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,6 +43,7 @@ def _align_truth(estimate: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFr
     return estimate.loc[samples].astype(np.float64), truth.loc[samples].astype(np.float64)
 
 
+@shared_docs
 def truth(
     adata: AnnData | None = None,
     key: str = "decode",
@@ -83,10 +84,8 @@ def truth(
         Label colours: a dict, a list in the order of the labels, or a matplotlib colormap name.
     size
         Marker size.
-    show
-        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
-    save
-        A filename, or ``True`` for ``scanpy.settings.figdir / "truth.<file_format_figs>"``.
+    show, save
+        {show_save}
 
     Returns
     -------

@@ -9,8 +9,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._engine.docs import fill_docs
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+#: Parameter text shared by the plotting functions' docstrings.
+shared_docs = fill_docs(
+    {
+        "show_save": """Show the figure (``show=None`` shows it only if matplotlib is interactive, e.g. in Jupyter);
+save it to a filename (format from its extension, else ``rcParams["savefig.format"]``), or with ``save=True`` to
+``scanpy.settings.figdir / "<function name>.<file_format_figs>"``."""
+    }
+)
 
 UNKNOWN = "unknown"
 UNKNOWN_COLOR = "#c7c7c7"
