@@ -246,5 +246,5 @@ def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000
             "another platform or batch). The `unknown` share cannot tell such a shift from missing cell types and "
             "will overestimate: read it as an upper bound, or use relative fractions. See get_reference_fit().",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
@@ -129,8 +128,7 @@ class DECODE(InferenceMixin, BaseModelClass):
             bulk_adata, _ = registered(self.bulk_manager_)
             if bulk_adata.n_obs == 0:
                 raise ValueError("The bulk data hold 0 samples; pass at least one bulk sample (or bulk=None).")
-        self.platform_gains_: pd.Series | None = None
-        self.feature_agreement_: pd.Series | None = None
+        self.platform_gains_ = self.feature_agreement_ = None  # set by train()
         self.denoise_, self.train_settings_ = True, {}
         candidates = ref_adata.var_names
         if bulk_adata is not None:
@@ -326,8 +324,7 @@ class DECODE(InferenceMixin, BaseModelClass):
             logger.info("No bulk registered: the adversarial stage is off.")
             adversarial = False
         settings = TrainSettings.from_call(locals())
-        self.platform_gains_ = None  # the network is trained on, and its gains fitted to, the bulk as measured
-        self.feature_agreement_ = None
+        self.platform_gains_ = self.feature_agreement_ = None  # trained on, and calibrated to, the bulk as measured
         self.module.transform.mask.fill_(1.0)  # a new training reads every feature first
         completed = fit_network(self, settings)
         if platform_correction is None:
@@ -358,8 +355,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         overwrite
             Overwrite an existing folder.
         """
-        state = to_file_layout(self.module.state_dict())
-        write_model_files(Path(dir_path), state, model_attributes(self), overwrite)
+        write_model_files(Path(dir_path), to_file_layout(self.module.state_dict()), model_attributes(self), overwrite)
 
     @classmethod
     def load(
