@@ -322,3 +322,11 @@ def test_keyboard_interrupt_keeps_what_was_learned():
     assert changed
     assert dco.metrics.ccc(model.get_fractions(), bulk.obsm["fractions"]) > 0.7
     assert signal.getsignal(signal.SIGINT) == handler
+
+
+def test_inference_methods_share_their_parameter_text():
+    for name in ("get_fractions", "iter_fractions", "get_latent_representation", "get_reference_fit"):
+        doc = getattr(DECODE, name).__doc__
+        assert "adata, layer, modality, scale\n" in doc and "{data}" not in doc, name
+    assert "platform_correction\n    Divide the samples" in DECODE.get_fractions.__doc__
+    assert "{show_save}" not in dco.pl.truth.__doc__ and "show, save\n" in dco.pl.truth.__doc__

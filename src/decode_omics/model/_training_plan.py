@@ -14,7 +14,8 @@ from ._module import DECODEModule
 class DECODETrainingPlan(pl.LightningModule):
     """Trains a :class:`DECODEModule` on pseudo-tissues, aligned to the real bulk.
 
-    One step:
+    One step calls one loss method per stage of the network (:meth:`DeconvolutionHead.fraction_loss` and
+    :meth:`~DeconvolutionHead.unknown_loss`, :meth:`ContrastiveDenoiser.loss`, :meth:`DomainAdversary.loss`):
 
     - fraction loss (squared error summed over labels, averaged over samples) on the clean pseudo-tissue and, with
       the denoiser, on its two noisy views read through the denoiser's signal part;
