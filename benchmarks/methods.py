@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pandas as pd
 
 import decode_omics as dco
-from decode_omics.tl._deconvolve import _lightweight
+from decode_omics._engine.adata import lightweight as _lightweight
 
 from .scenarios import Task
 

@@ -183,7 +183,7 @@ def test_anndata_key_added_and_absolute_mode():
     [
         ({"labels_key": "nope"}, KeyError, "labels_key 'nope' is not a column of reference.obs"),
         ({"reference": "dict"}, TypeError, "reference must be one AnnData"),
-        ({"mod": "rna"}, ValueError, "mod= applies to MuData input only"),
+        ({"modality": "rna"}, ValueError, "modality= applies to MuData input only"),
         ({"data": "array"}, TypeError, "data must be an AnnData or a MuData, got ndarray"),
     ],
 )
@@ -248,7 +248,7 @@ def test_mudata_copy_and_mod():
     mdata, refs = _multiomics()
     before = {m: fingerprint(mdata[m]) for m in mdata.mod}
     obsm_before = set(mdata.obsm)
-    out = dco.tl.deconvolve(mdata, refs, "cell_type", mod="rna", copy=True, model_kwargs=SMALL, train_kwargs=TINY)
+    out = dco.tl.deconvolve(mdata, refs, "cell_type", modality="rna", copy=True, model_kwargs=SMALL, train_kwargs=TINY)
     assert isinstance(out, MuData) and out is not mdata
     assert "decode_rna" in out.obsm and "decode_prot" not in out.obsm
     assert "decode" in out["rna"].obsm and "decode" not in out["prot"].obsm
@@ -262,8 +262,8 @@ def test_mudata_copy_and_mod():
     ("reference", "kwargs", "error", "match"),
     [
         ("anndata", {}, TypeError, r"For a MuData, reference must be a dict \{modality: reference AnnData\}"),
-        ({"rna"}, {"mod": "prot"}, KeyError, "No reference for modality 'prot'"),
-        ({"rna", "prot"}, {"mod": "metab"}, KeyError, r"Modality 'metab' is not in the MuData \(modalities: \["),
+        ({"rna"}, {"modality": "prot"}, KeyError, "No reference for modality 'prot'"),
+        ({"rna", "prot"}, {"modality": "metab"}, KeyError, r"Modality 'metab' is not in the MuData \(modalities: \["),
         ({"rna", "prot"}, {"key_added": "rna"}, ValueError, "key_added 'rna' is the name of a modality"),
         ({"rna", "prot"}, {"labels_key": "nope"}, KeyError, r"labels_key 'nope' is not a column of reference\['rna'\]"),
         ({"metab"}, {}, ValueError, r"No modality of the MuData \(\['rna', 'prot'\]\) has a reference"),
@@ -278,6 +278,14 @@ def test_mudata_errors(reference, kwargs, error, match, no_training):
         dco.tl.deconvolve(mdata, reference, kwargs.pop("labels_key"), train_kwargs=TINY, **kwargs)
     assert [k for k in mdata.obsm if k.startswith("decode")] == []
     assert {m: fingerprint(mdata[m]) for m in mdata.mod} == before
+
+
+def test_mod_is_the_deprecated_name_of_modality(no_training):
+    mdata, refs = _multiomics()
+    with pytest.warns(DeprecationWarning, match="use modality="), pytest.raises(KeyError, match="modality 'prot'"):
+        dco.tl.deconvolve(mdata, {"rna": refs["rna"]}, "cell_type", mod="prot", train_kwargs=TINY)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="modality= only"):
+        dco.tl.deconvolve(mdata, refs, "cell_type", mod="rna", modality="rna", train_kwargs=TINY)
 
 
 def test_mudata_validates_every_reference_before_training(no_training):

@@ -64,3 +64,5 @@ def test_two_processes_match_one(tmp_path):
     np.testing.assert_allclose(rank0["fractions"], rank1["fractions"], atol=1e-6)
     assert rank0["steps"] == one["steps"]
     assert rank0["ccc"] > 0.9 and abs(rank0["ccc"] - one["ccc"]) < 0.03
+    # run logs go to a temporary folder, never the working directory (Lightning's default under DDP)
+    assert not (tmp_path / "lightning_logs").exists()

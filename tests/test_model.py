@@ -84,6 +84,39 @@ def test_save_load_identical(fitted, tmp_path):
     assert again.get_domain_distance(bulk).shape == (bulk.n_obs,)
 
 
+#: The weight names of model files since the first release (one stage per component inside, these names on disk).
+FILE_KEYS = {
+    "label_profiles",
+    "transform.center",
+    "transform.scale",
+    "transform.mask",
+    "encoder.0.0.weight",
+    "denoiser.net.0.weight",
+    "head.0.0.weight",
+    "head.1.weight",
+    "discriminator.0.0.weight",
+    "projector.2.weight",
+}
+
+
+def test_model_files_keep_their_weight_names(fitted, tmp_path):
+    """Files hold the weights under the names of the first release, so older files load and predict the same."""
+    from decode_omics.model._module import from_file_layout, to_file_layout
+
+    model, _, bulk = fitted
+    model.save(tmp_path / "m")
+    state = torch.load(tmp_path / "m" / "model_weights.pt", weights_only=True)
+    assert FILE_KEYS <= set(state) and not any(k.startswith(("adversary.", "head.relative")) for k in state)
+    assert set(from_file_layout(state)) == set(model.module.state_dict())
+    assert set(to_file_layout(model.module.state_dict())) == set(state)
+    # a file from before the feature mask existed (no transform.mask) loads with every feature read
+    del state["transform.mask"]
+    torch.save(state, tmp_path / "m" / "model_weights.pt")
+    loaded = DECODE.load(tmp_path / "m", bulk=bulk)
+    assert loaded.module.transform.mask.min() == 1
+    pd.testing.assert_frame_equal(loaded.get_fractions(), model.get_fractions())
+
+
 def test_load_refuses_code_and_bad_folders(fitted, tmp_path):
     model, _, _bulk = fitted
     model.save(tmp_path / "m")
@@ -161,7 +194,7 @@ def test_spread_guard_survives_a_batch_of_one():
 
 
 def test_reference_fit_flags_a_platform_shift_and_absolute_mode_warns():
-    from decode_omics.model._reference_fit import PLATFORM_SHIFT_WARNING
+    from decode_omics.model._calibration import PLATFORM_SHIFT_WARNING
 
     ref, bulk = _problem(seed=6)
     shifted = bulk.copy()  # another platform: every feature measured with its own efficiency (log-normal, sd 1.2)
@@ -249,7 +282,7 @@ def test_contrastive_gradient_reaches_denoiser():
     module = dco.model.DECODEModule(20, 3)
     z = torch.randn(8, 128)
     signal, noise = module.denoiser(z + 0.1 * torch.randn_like(z))
-    module.contrastive_loss(z, signal, noise).backward()
+    module.denoiser.loss(z, signal, noise).backward()
     grads = [p.grad for p in module.denoiser.parameters()]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
 
@@ -289,3 +322,11 @@ def test_keyboard_interrupt_keeps_what_was_learned():
     assert changed
     assert dco.metrics.ccc(model.get_fractions(), bulk.obsm["fractions"]) > 0.7
     assert signal.getsignal(signal.SIGINT) == handler
+
+
+def test_inference_methods_share_their_parameter_text():
+    for name in ("get_fractions", "iter_fractions", "get_latent_representation", "get_reference_fit"):
+        doc = getattr(DECODE, name).__doc__
+        assert "adata, layer, modality, scale\n" in doc and "{data}" not in doc, name
+    assert "platform_correction\n    Divide the samples" in DECODE.get_fractions.__doc__
+    assert "{show_save}" not in dco.pl.truth.__doc__ and "show, save\n" in dco.pl.truth.__doc__

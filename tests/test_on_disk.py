@@ -9,7 +9,7 @@ from conftest import fingerprint, reference_and_bulk
 from scipy import sparse
 
 import decode_omics as dco
-from decode_omics.pp._ondisk import is_on_disk, read_rows, row_blocks
+from decode_omics._engine.ondisk import is_on_disk, read_rows, row_blocks
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_backed_reference_with_cell_sums_reads_pools(on_disk):
     DECODE.setup_anndata(bulk)
     model = DECODE(backed, bulk, pseudotissue="cells", n_hidden=64, n_latent=32)
     model._sampler.config.pool_per_label = 20
-    pool, index = model._sampler._cells(np.random.default_rng(0))
+    pool, index = model._sampler.pool(np.random.default_rng(0))
     assert pool.shape[0] == 20 * len(model.labels) and np.all(index.sizes == 20)
     model.train(max_epochs=15, n_pseudotissues=512, enable_progress_bar=False)
     assert dco.metrics.ccc(model.get_fractions(), bulk.obsm["fractions"]) > 0.8

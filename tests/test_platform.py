@@ -7,7 +7,8 @@ from conftest import fingerprint, reference_and_bulk
 
 import decode_omics as dco
 from decode_omics.model import DECODE
-from decode_omics.model._platform import MIN_SAMPLES, feature_log_gains
+from decode_omics.model._calibration import MIN_GAIN_SAMPLES as MIN_SAMPLES
+from decode_omics.model._calibration import feature_log_gains
 
 FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
 

@@ -6,7 +6,8 @@ from conftest import fingerprint, reference_and_bulk
 
 import decode_omics as dco
 from decode_omics.model import DECODE
-from decode_omics.model._transfer import MIN_SAMPLES, THRESHOLD, feature_agreement, transferable_features
+from decode_omics.model._calibration import MIN_TRANSFER_SAMPLES as MIN_SAMPLES
+from decode_omics.model._calibration import THRESHOLD, feature_agreement, transferable_features
 
 FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
 

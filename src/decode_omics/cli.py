@@ -15,6 +15,13 @@ class InputError(Exception):
     """A problem with the user's files or arguments (reported without a traceback)."""
 
 
+_DEMO_DESCRIPTION = (
+    "Splits the 700 cells of scanpy's bundled pbmc68k_reduced in two halves, mixes 60 pseudo-bulk samples of known "
+    "composition from one half, deconvolves them with DECODE trained on the other half (and with NNLS for "
+    "comparison) and prints CCC and RMSE. No download."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="decode-omics",
@@ -81,7 +88,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also save the trained model (.h5ad bulk only; one model per run)",
     )
     dec.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: auto)")
-    dec.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     pred = sub.add_parser(
         "predict",
@@ -105,17 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not divide by the platform gains fitted to the training bulk (for bulk from another platform)",
     )
-    pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    for command in (dec, pred):
+        command.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
-    demo = sub.add_parser(
-        "demo",
-        help="deconvolve pseudo-bulk of scanpy's bundled pbmc68k_reduced and print the accuracy",
-        description=(
-            "Splits the 700 cells of scanpy's bundled pbmc68k_reduced in two halves, mixes 60 pseudo-bulk samples "
-            "of known composition from one half, deconvolves them with DECODE trained on the other half (and with "
-            "NNLS for comparison) and prints CCC and RMSE. No download."
-        ),
-    )
+    demo_help = "deconvolve pseudo-bulk of scanpy's bundled pbmc68k_reduced and print the accuracy"
+    demo = sub.add_parser("demo", help=demo_help, description=_DEMO_DESCRIPTION)
     demo.add_argument("--max-epochs", type=int, default=60, help="training epochs (default: 60)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return parser
@@ -303,14 +303,14 @@ def _n_obs(bulk, modality) -> int:
     return bulk.mod[modality].n_obs if isinstance(bulk, MuData) and modality in bulk.mod else bulk.n_obs
 
 
-def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
+def run_demo(max_epochs: int = 60, random_state: int = 0) -> dict[str, float]:
     """The demo: DECODE vs NNLS on pbmc68k pseudo-bulk from a disjoint half of the cells; returns the scores."""
     import scvi
 
     import decode_omics as dco
     from decode_omics.model._lightning import quiet_lightning
 
-    reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=seed)
+    reference, bulk = dco.datasets.pbmc68k_reference_and_bulk(random_state=random_state)
     truth = bulk.obsm["fractions"]
     print(
         f"Reference: {reference.n_obs} cells, {reference.obs['bulk_labels'].nunique()} labels; "
@@ -318,7 +318,7 @@ def run_demo(max_epochs: int = 60, seed: int = 0) -> dict[str, float]:
     )
     start = time.perf_counter()
     with quiet_lightning():  # setting the seed makes Lightning print "Seed set to ..."
-        scvi.settings.seed = seed
+        scvi.settings.seed = random_state
     dco.model.DECODE.setup_anndata(reference, labels_key="bulk_labels")
     dco.model.DECODE.setup_anndata(bulk)
     model = dco.model.DECODE(reference, bulk)
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "demo":
-            run_demo(max_epochs=args.max_epochs, seed=args.seed)
+            run_demo(max_epochs=args.max_epochs, random_state=args.seed)
             return 0
         if args.command == "predict":
             return _predict(args)

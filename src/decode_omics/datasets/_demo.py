@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from anndata import AnnData
 
-from ..pp._simulate import simulate_pseudobulk
+from ..pp import simulate_pseudobulk
 
 
 def pbmc68k_reference_and_bulk(

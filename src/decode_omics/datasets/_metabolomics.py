@@ -10,7 +10,6 @@ from anndata import AnnData
 from anndata.utils import make_index_unique
 
 from ._paths import (
-    _SOURCES,
     _categorical,
     _dense32,
     _describe,
@@ -64,25 +63,14 @@ def bone_marrow_metabolomics(*, path: str | os.PathLike | None = None, merge_hsc
     obs["cell_type"] = _categorical(labels.to_numpy())
     var = pd.DataFrame(index=pd.Index(raw.var_names.astype(str), name=None))
     adata = AnnData(_dense32(raw.X), obs=obs, var=var)
-    _describe(
-        adata,
-        name="bone_marrow_metabolomics",
-        source=_SOURCES["scm_bone_marrow_decode"],
-        citation="Zhao T. et al. (2026) DECODE, Nat Methods 23:596-608",
-        licence="no licence file; research-use test data, not for redistribution",
-        scale="raw background-subtracted intensities (8.96 % negative)",
-    )
+    scale = "raw background-subtracted intensities (8.96 % negative)"
+    _describe(adata, "bone_marrow_metabolomics", "scm_bone_marrow_decode", scale)
     return adata
 
 
 _KIDNEY_CELL_LINES = ("HK2", "786-O", "786-M1A", "786-M2A")
 _KIDNEY_INTERNAL_STANDARDS = ("valine-d8", "hippuric acid-d5")
-_KIDNEY_CITATION = (
-    "Metabolomics Workbench PR001418 / ST002224 (Nat Commun 2022, doi:10.1038/s41467-022-35036-4), via MetaProViz"
-)
-_KIDNEY_LICENCE = (
-    "BSD-3-Clause (MetaProViz DESCRIPTION/LICENSE.md; R source headers say GPLv3: check before redistribution)"
-)
+_TISSUE_CITATION = "Hakimi A.A. et al. (2016) Cancer Cell (Supplementary Table 2), via MetaProViz"
 
 
 def kidney_metabolomics(*, path: str | os.PathLike | None = None, include_qc: bool = True) -> AnnData:
@@ -141,14 +129,8 @@ def kidney_metabolomics(*, path: str | os.PathLike | None = None, include_qc: bo
     adata = AnnData(X.to_numpy(dtype=np.float32), obs=obs, var=var)
     if not include_qc:
         adata = adata[~adata.obs["is_qc"].to_numpy()].copy()
-    _describe(
-        adata,
-        name="kidney_metabolomics",
-        source=_SOURCES["metaboprofiles_kidney_metaproviz"],
-        citation=_KIDNEY_CITATION,
-        licence=_KIDNEY_LICENCE,
-        scale="raw integrated LC-MS peak areas (linear)",
-    )
+    scale = "raw integrated LC-MS peak areas (linear)"
+    _describe(adata, "kidney_metabolomics", "metaboprofiles_kidney_metaproviz", scale)
     return adata
 
 
@@ -206,12 +188,6 @@ def kidney_tissue_metabolomics(*, path: str | os.PathLike | None = None) -> AnnD
     obs["matching_index"] = d["MATCHING_INDEX"].round().astype("Int64")
     X = d.drop(columns=list(_TISSUE_CLINICAL))
     adata = AnnData(X.to_numpy(dtype=np.float32), obs=obs, var=pd.DataFrame(index=X.columns.astype(str)))
-    _describe(
-        adata,
-        name="kidney_tissue_metabolomics",
-        source=_SOURCES["metaboprofiles_kidney_metaproviz"],
-        citation="Hakimi A.A. et al. (2016) Cancer Cell (Supplementary Table 2), via MetaProViz",
-        licence=_KIDNEY_LICENCE,
-        scale="median-normalised metabolite levels (linear ratios)",
-    )
+    scale, citation = "median-normalised metabolite levels (linear ratios)", _TISSUE_CITATION
+    _describe(adata, "kidney_tissue_metabolomics", "metaboprofiles_kidney_metaproviz", scale, citation=citation)
     return adata

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from mudata import MuData
 
 from ._paths import (
-    _SOURCES,
     _csr32,
     _describe,
     _file,
@@ -80,12 +79,5 @@ def eccite_pbmc(*, path: str | os.PathLike | None = None, strip_genome_prefix: b
     with mudata.set_options(pull_on_update=False):
         mdata = mudata.MuData({"rna": rna, "prot": prot})
     mdata.obs = hto.copy()
-    _describe(
-        mdata,
-        name="eccite_pbmc",
-        source=_SOURCES["citeseq_eccite_pbmc_citefuse"],
-        citation="Mimitou E.P. et al. (2019) Nat Methods 16:409, via CiteFuse",
-        licence="GPL-3 (CiteFuse)",
-        scale="raw UMI counts (RNA, ADT)",
-    )
+    _describe(mdata, "eccite_pbmc", "citeseq_eccite_pbmc_citefuse", "raw UMI counts (RNA, ADT)")
     return mdata

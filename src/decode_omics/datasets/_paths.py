@@ -176,8 +176,43 @@ def _csr32(X) -> sp.csr_matrix:
     return sp.csr_matrix(X, dtype=np.float32)
 
 
-def _describe(adata, **info: str) -> None:
-    adata.uns["dataset"] = {k: v for k, v in info.items() if v is not None}
+#: Per data folder: the citation and the licence recorded with every data set read from it.
+_ABOUT: dict[str, tuple[str, str]] = {
+    "pbmc_sorted_10x_mudan": ("Zheng G.X.Y. et al. (2017) Nat Commun 8:14049", "GPL-3"),
+    "pbmc_flow_quasar": ("", "GPL-3 (QuasarDeconData); public GEO data"),
+    "cellbench_lung_mixtures": (
+        "Tian L. et al. (2019) Benchmarking single cell RNA-sequencing analysis pipelines using mixture control "
+        "experiments, Nat Methods 16:479 (GEO GSE118767)",
+        "MIT",
+    ),
+    "scp_murine_cellline": (
+        "Wang F. et al. (2023) Nat Mach Intell (scpDeconv)",
+        "no licence file; all rights reserved (Tencent AI Lab); research use only",
+    ),
+    "scp_cellcycle_tscp": (
+        "Brunner A.-D. et al. (2022) Mol Syst Biol (T-SCP), via the scPROTEIN repository",
+        "Apache-2.0 (scPROTEIN)",
+    ),
+    "scm_bone_marrow_decode": (
+        "Zhao T. et al. (2026) DECODE, Nat Methods 23:596-608",
+        "no licence file; research-use test data, not for redistribution",
+    ),
+    "metaboprofiles_kidney_metaproviz": (
+        "Metabolomics Workbench PR001418 / ST002224 (Nat Commun 2022, doi:10.1038/s41467-022-35036-4), via MetaProViz",
+        "BSD-3-Clause (MetaProViz DESCRIPTION/LICENSE.md; R source headers say GPLv3: check before redistribution)",
+    ),
+    "citeseq_eccite_pbmc_citefuse": (
+        "Mimitou E.P. et al. (2019) Nat Methods 16:409, via CiteFuse",
+        "GPL-3 (CiteFuse)",
+    ),
+}
+
+
+def _describe(adata, name: str, folder: str, scale: str, note: str | None = None, citation: str | None = None):
+    """Record where a data set comes from in ``adata.uns["dataset"]`` (``citation`` overrides the folder's)."""
+    cited, licence = _ABOUT[folder]
+    info = {"name": name, "source": _SOURCES[folder], "citation": citation or cited, "licence": licence}
+    adata.uns["dataset"] = {k: v for k, v in (info | {"scale": scale, "note": note}).items() if v is not None}
 
 
 def _read_h5ad(f: Path) -> AnnData:

@@ -10,7 +10,6 @@ from anndata import AnnData
 from anndata.utils import make_index_unique
 
 from ._paths import (
-    _SOURCES,
     _categorical,
     _check_choice,
     _dense32,
@@ -79,14 +78,7 @@ def murine_cellline_proteomics(
     var = raw.var.copy()
     var.index = var.index.astype(str).rename(None)
     adata = AnnData(_dense32(raw.X), obs=obs, var=var)
-    _describe(
-        adata,
-        name=f"murine_cellline_{platform}",
-        source=_SOURCES["scp_murine_cellline"],
-        citation="Wang F. et al. (2023) Nat Mach Intell (scpDeconv)",
-        licence="no licence file; all rights reserved (Tencent AI Lab); research use only",
-        scale=_MURINE_PLATFORMS[platform],
-    )
+    _describe(adata, f"murine_cellline_{platform}", "scp_murine_cellline", _MURINE_PLATFORMS[platform])
     return adata
 
 
@@ -127,12 +119,5 @@ def tscp_cellcycle(*, path: str | os.PathLike | None = None) -> AnnData:
     var.insert(0, "protein_id", var.index.to_numpy())
     var.index = make_index_unique(var.index)
     adata = AnnData(_dense32(raw.X), obs=obs, var=var, uns={"log1p": dict(raw.uns.get("log1p", {}))})
-    _describe(
-        adata,
-        name="tscp_cellcycle",
-        source=_SOURCES["scp_cellcycle_tscp"],
-        citation="Brunner A.-D. et al. (2022) Mol Syst Biol (T-SCP), via the scPROTEIN repository",
-        licence="Apache-2.0 (scPROTEIN)",
-        scale="log1p intensities; zeros are missing values",
-    )
+    _describe(adata, "tscp_cellcycle", "scp_cellcycle_tscp", "log1p intensities; zeros are missing values")
     return adata

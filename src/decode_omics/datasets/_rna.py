@@ -10,7 +10,6 @@ import pandas as pd
 from anndata import AnnData
 
 from ._paths import (
-    _SOURCES,
     CELLBENCH_CELL_LINES,
     PBMC_BROAD_LABELS,
     PBMC_BROAD_TYPES,
@@ -61,14 +60,7 @@ def pbmc_sorted_10x(*, path: str | os.PathLike | None = None) -> AnnData:
     obs["cell_type"] = cell_type
     obs["broad_type"] = _categorical(obs["cell_type"].map(PBMC_BROAD_LABELS).astype(str), PBMC_BROAD_TYPES)
     adata = AnnData(_csr32(raw.X), obs=obs, var=pd.DataFrame(index=raw.var_names.astype(str).rename(None)))
-    _describe(
-        adata,
-        name="pbmc_sorted_10x",
-        source=_SOURCES["pbmc_sorted_10x_mudan"],
-        citation="Zheng G.X.Y. et al. (2017) Nat Commun 8:14049",
-        licence="GPL-3",
-        scale="raw UMI counts",
-    )
+    _describe(adata, "pbmc_sorted_10x", "pbmc_sorted_10x_mudan", "raw UMI counts")
     return adata
 
 
@@ -180,14 +172,8 @@ def pbmc_bulk(
         fine.index.name = None
         adata.obsm["fractions_fine"] = fine
 
-    _describe(
-        adata,
-        name=f"pbmc_bulk_{cohort}",
-        source=_SOURCES["pbmc_flow_quasar"],
-        citation=_PBMC_BULK[cohort]["citation"],
-        licence="GPL-3 (QuasarDeconData); public GEO data",
-        scale=_PBMC_BULK[cohort]["scale"],
-    )
+    about = _PBMC_BULK[cohort]
+    _describe(adata, f"pbmc_bulk_{cohort}", "pbmc_flow_quasar", about["scale"], citation=about["citation"])
     return adata
 
 
@@ -204,12 +190,8 @@ _CELLBENCH_MIXTURES = (
     "cellmix5",
 )
 _CELLBENCH_PROTOCOLS = ("celseq2", "dropseq")
-_CELLBENCH_CITATION = (
-    "Tian L. et al. (2019) Benchmarking single cell RNA-sequencing analysis pipelines using mixture control "
-    "experiments, Nat Methods 16:479 (GEO GSE118767)"
-)
 # RNAmix design column -> the cell line whose RNA the wells really hold (H2228 and HCC827 are exchanged; see
-# cellbench_mixtures and the folder's MANIFEST.md).
+# cellbench_mixtures).
 _RNAMIX_DESIGN_TO_LINE = {"H1975_prop": "H1975", "H2228_prop": "HCC827", "HCC827_prop": "H2228"}
 _YES_NO = {"YES": True, "NO": False}
 
@@ -262,10 +244,10 @@ def cellbench_mixtures(
       per line; ``"cellmix5"`` (21 wells x 29,858 genes): wells of 90 cells.
 
     **H2228 and HCC827 are exchanged in the published RNAmix design columns**: the wells whose design says pure
-    ``H2228_prop == 1`` match the HCC827 single cells and vice versa, in both single-cell references (verified in
-    the data folder's MANIFEST.md and again here: the pure wells' mean profile correlates best with the other line).
-    This loader applies the MANIFEST's correction: the truth column ``H2228`` is the published ``HCC827_prop`` and
-    ``HCC827`` is the published ``H2228_prop`` (``H1975`` unchanged). The design as published is kept in
+    ``H2228_prop == 1`` match the HCC827 single cells and vice versa, in both single-cell references (the pure
+    wells' mean profile correlates best with the other line's cells). This loader applies the correction: the truth
+    column ``H2228`` is the published ``HCC827_prop`` and ``HCC827`` is the published ``H2228_prop`` (``H1975``
+    unchanged). The design as published is kept in
     ``obsm["design_as_published"]``; say so in any table that uses these mixtures. The cellmix wells were checked the
     same way (pure wells vs. the references) and are **not** exchanged: their per-line cell counts are used as
     published.
@@ -310,19 +292,13 @@ def cellbench_mixtures(
     fractions.columns.name = None
     adata = AnnData(counts.T.to_numpy(dtype=np.float32), obs=meta, var=_ercc_var(counts.index), obsm=obsm)
     adata.obsm["fractions"] = fractions
+    note = (
+        "RNAmix truth: H2228 = published HCC827_prop, HCC827 = published H2228_prop (columns exchanged in the "
+        "published design)"
+    )
+    scale = "integer UMI counts (low-input wells)"
     _describe(
-        adata,
-        name=f"cellbench_{mixture}",
-        source=_SOURCES["cellbench_lung_mixtures"],
-        citation=_CELLBENCH_CITATION,
-        licence="MIT",
-        scale="integer UMI counts (low-input wells)",
-        note=(
-            "RNAmix truth: H2228 = published HCC827_prop, HCC827 = published H2228_prop (columns exchanged in the "
-            "published design)"
-            if mixture.startswith("RNAmix")
-            else None
-        ),
+        adata, f"cellbench_{mixture}", "cellbench_lung_mixtures", scale, note if mixture[:6] == "RNAmix" else None
     )
     return adata
 
@@ -376,12 +352,5 @@ def cellbench_reference(
     adata = AnnData(_csr32(counts.T.to_numpy()), obs=meta, var=_ercc_var(counts.index))
     if singlets_only:
         adata = adata[(adata.obs["demuxlet_cls"] == "SNG").to_numpy()].copy()
-    _describe(
-        adata,
-        name=f"cellbench_sc_{protocol}",
-        source=_SOURCES["cellbench_lung_mixtures"],
-        citation=_CELLBENCH_CITATION,
-        licence="MIT",
-        scale="integer UMI counts",
-    )
+    _describe(adata, f"cellbench_sc_{protocol}", "cellbench_lung_mixtures", "integer UMI counts")
     return adata

@@ -1,4 +1,5 @@
-"""The DECODE model (scvi-tools), its network and its training plan. Needs torch and scvi-tools."""
+"""The DECODE model (scvi-tools), its network (one component per stage) and its training plan. Needs torch and
+scvi-tools."""
 
 import warnings
 
@@ -6,7 +7,15 @@ with warnings.catch_warnings():
     # scvi-tools imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; its bars work without them
     warnings.filterwarnings("ignore", message=".*IProgress not found.*")
     from ._model import DECODE
-    from ._module import DECODEModule
+    from ._module import ContrastiveDenoiser, DECODEModule, DeconvolutionHead, DomainAdversary, Encoder
     from ._training_plan import DECODETrainingPlan
 
-__all__ = ["DECODE", "DECODEModule", "DECODETrainingPlan"]
+__all__ = [
+    "DECODE",
+    "ContrastiveDenoiser",
+    "DECODEModule",
+    "DECODETrainingPlan",
+    "DeconvolutionHead",
+    "DomainAdversary",
+    "Encoder",
+]

@@ -11,8 +11,8 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from ..pp._ondisk import is_on_disk, row_blocks
-from ..pp._scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale
+from .._engine.ondisk import is_on_disk, row_blocks
+from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale
 
 
 def resolve_modality(adata: AnnData | MuData, modality: str | None) -> AnnData:
@@ -41,8 +41,9 @@ class BulkSource:
         Scale of the data (``"auto"``: detected on all features of ``data``, as :func:`~decode_omics.pp.check_scale`
         does; for data on disk, on 2,000 random rows).
     gains
-        Per-feature gains of the data's platform (``exp`` of :func:`~decode_omics.model._platform.feature_log_gains`):
-        every block is divided by them after it is brought to the linear scale.
+        Per-feature gains of the data's platform (``exp`` of
+        :func:`~decode_omics.model._calibration.feature_log_gains`): every block is divided by them after it is
+        brought to the linear scale.
     """
 
     def __init__(

@@ -10,10 +10,10 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from ..pp._mixing import LabelIndex
-from ..pp._ondisk import is_on_disk, read_rows, row_blocks
-from ..pp._scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
-from ..pp._simulate import label_codes
+from .._engine.adata import label_codes
+from .._engine.mixing import LabelIndex
+from .._engine.ondisk import is_on_disk, read_rows, row_blocks
+from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
 
 
 class OnDiskRows:
@@ -198,6 +198,23 @@ def _prepare_on_disk(X, var_names, codes, labels, candidates, n_features, scale,
         matrix=OnDiskRows(X, var_names.get_indexer(features), report.scale),
         moments=(mean.astype(np.float32), var.astype(np.float32)),
     )
+
+
+def prepare_registered(adata: AnnData, args: dict, **kwargs) -> PreparedReference:
+    """:func:`prepare_reference` with the labels, layer and scale a reference was registered with."""
+    return prepare_reference(
+        adata, labels_key=args["labels_key"], layer=args.get("layer"), scale=args.get("scale", "auto"), **kwargs
+    )
+
+
+def refuse_silent_labels(labels: list[str], mean: np.ndarray) -> None:
+    """Raise for labels whose cells are all zero on the model's features (``mean``: labels x features)."""
+    silent = [labels[k] for k in np.flatnonzero(np.abs(mean).sum(axis=1) <= 0)]
+    if silent:
+        raise ValueError(
+            f"Label(s) {silent} have no signal on the {mean.shape[1]} features used (their cells are all zero "
+            "there). Check the reference's data for these labels, or drop them."
+        )
 
 
 def label_values(labels: pd.Series, names: list[str]) -> list | None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
 from ._module import DECODEModule
 
@@ -14,14 +14,15 @@ from ._module import DECODEModule
 class DECODETrainingPlan(pl.LightningModule):
     """Trains a :class:`DECODEModule` on pseudo-tissues, aligned to the real bulk.
 
-    One step:
+    One step calls one loss method per stage of the network (:meth:`DeconvolutionHead.fraction_loss` and
+    :meth:`~DeconvolutionHead.unknown_loss`, :meth:`ContrastiveDenoiser.loss`, :meth:`DomainAdversary.loss`):
 
     - fraction loss (squared error summed over labels, averaged over samples) on the clean pseudo-tissue and, with
       the denoiser, on its two noisy views read through the denoiser's signal part;
     - unknown loss (absolute mode): squared error of the unknown share on the clean pseudo-tissue (0) and on a third
       view with material of a new cell type added (its share); the known labels' fractions are not trained on that
       view, so they are learnt as in relative mode;
-    - contrastive loss (InfoNCE, :meth:`DECODEModule.contrastive_loss`) between each clean code and the signal / noise
+    - contrastive loss (InfoNCE, :meth:`ContrastiveDenoiser.loss`) between each clean code and the signal / noise
       parts of its noisy views, weighted by ``contrastive_weight``;
     - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
       reversal layer whose weight ramps up from 0 to ``adversarial_weight`` (DANN schedule), so the encoder learns
@@ -39,17 +40,17 @@ class DECODETrainingPlan(pl.LightningModule):
         Adam settings.
     denoise, adversarial
         Switch the denoising and the adversarial stage on or off (for ablations).
+    align
+        ``"bulk"`` (default): the reversed gradient reaches the encoder only through the real-bulk codes, which are
+        moved into the region the pseudo-tissues occupy while the pseudo-tissue codes, and so the fraction regression,
+        stay put (the bulk is a few samples in a corner of composition space; pulling the whole pseudo-tissue
+        distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
     contrastive_weight, adversarial_weight, spread_weight
         Loss weights.
     input_noise
         Standard deviation of Gaussian noise added to the normalised input in training.
     temperature
         InfoNCE temperature.
-    align
-        ``"bulk"`` (default): the reversed gradient reaches the encoder only through the real-bulk codes, which are
-        moved into the region the pseudo-tissues occupy while the pseudo-tissue codes, and so the fraction regression,
-        stay put (the bulk is a few samples in a corner of composition space; pulling the whole pseudo-tissue
-        distribution towards it distorts the head). ``"both"``: classical DANN, both domains move.
     max_epochs
         Used by the adversarial ramp.
     feature_gain
@@ -66,14 +67,14 @@ class DECODETrainingPlan(pl.LightningModule):
         weight_decay: float = 1e-5,
         denoise: bool = True,
         adversarial: bool = True,
+        align: Literal["bulk", "both"] = "bulk",
         contrastive_weight: float = 0.1,
         adversarial_weight: float = 0.1,
+        spread_weight: float = 1.0,
         input_noise: float = 0.2,
         temperature: float = 0.1,
-        align: str = "bulk",
         max_epochs: int = 100,
         feature_gain: float = 0.0,
-        spread_weight: float = 1.0,
     ):
         super().__init__()
         self.spread_weight = spread_weight
@@ -92,10 +93,6 @@ class DECODETrainingPlan(pl.LightningModule):
         self.align = align
         self.max_epochs = max(1, max_epochs)
 
-    @staticmethod
-    def _sse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((pred - target) ** 2).sum(dim=-1).mean()
-
     def _ramp(self) -> float:
         p = min(1.0, self.current_epoch / self.max_epochs)
         return 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
@@ -107,9 +104,11 @@ class DECODETrainingPlan(pl.LightningModule):
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
             batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
         noise_sd = self.input_noise if train else 0.0
+        # The order of the operations below is part of the result: a seed gives bit-identical weights only if every
+        # code is computed, and every loss term added, in the same order.
         z = m.encode(batch["x"], noise_sd)
         clean = m.fractions_from_latent(z, denoise=self.denoise, x=batch["x"])
-        frac = self._sse(clean["relative"], batch["y"])
+        frac = m.head.fraction_loss(clean["relative"], batch["y"])
         n_terms = 1
         losses: dict[str, torch.Tensor] = {}
         contrastive = z.new_zeros(())
@@ -117,9 +116,9 @@ class DECODETrainingPlan(pl.LightningModule):
             for v in ("1", "2"):
                 zv = m.encode(batch["x" + v], noise_sd)
                 view = m.fractions_from_latent(zv, denoise=True, x=batch["x" + v])
-                frac = frac + self._sse(view["relative"], batch["y"])
+                frac = frac + m.head.fraction_loss(view["relative"], batch["y"])
                 n_terms += 1
-                contrastive = contrastive + m.contrastive_loss(z, view["signal"], view["noise"], self.temperature)
+                contrastive = contrastive + m.denoiser.loss(z, view["signal"], view["noise"], self.temperature)
             contrastive = contrastive / 2
         losses["fraction_loss"] = frac / n_terms
         total = losses["fraction_loss"]
@@ -128,9 +127,7 @@ class DECODETrainingPlan(pl.LightningModule):
             # (share u); the fractions of the known labels are not trained on that view.
             zu = m.encode(batch["xu"], noise_sd)
             with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
-            losses["unknown_loss"] = (clean["unknown"] ** 2).mean() / 2 + (
-                (with_unknown["unknown"] - batch["u"]) ** 2
-            ).mean() / 2
+            losses["unknown_loss"] = m.head.unknown_loss(clean["unknown"], with_unknown["unknown"], batch["u"])
             total = total + losses["unknown_loss"]
         if self.denoise:
             losses["contrastive_loss"] = contrastive
@@ -138,19 +135,13 @@ class DECODETrainingPlan(pl.LightningModule):
         if self.adversarial and train and "bulk" in batch:
             zb = m.encode(batch["bulk"], noise_sd)
             weight = self.adversarial_weight * self._ramp()
-            z_src = z.detach() if self.align == "bulk" else z
-            logits = m.domain_logits(torch.cat([z_src, zb]), weight)
-            target = torch.cat([torch.zeros(len(z)), torch.ones(len(zb))]).to(logits)
-            adv = F.binary_cross_entropy_with_logits(logits, target)
-            if self.spread_weight > 0 and len(zb) > 1:  # a spread needs two samples (a last batch can hold one)
-                floor = z.detach().std(dim=0)
-                losses["spread_loss"] = F.relu(floor - zb.std(dim=0)).mean()
-                total = total + self.spread_weight * losses["spread_loss"]
-            losses["adversarial_loss"] = adv
-            losses["discriminator_accuracy"] = ((logits > 0).float() == target).float().mean()
+            adversarial = m.adversary.loss(z, zb, weight, align=self.align, spread=self.spread_weight > 0)
+            if "spread_loss" in adversarial:
+                total = total + self.spread_weight * adversarial["spread_loss"]
+            losses |= adversarial
             # The discriminator itself learns at full strength; the reversed gradient reaching the encoder is scaled
             # by the ramped weight inside the gradient reversal layer.
-            total = total + adv
+            total = total + adversarial["adversarial_loss"]
         losses["loss"] = total
         return losses
 

@@ -11,13 +11,14 @@ import numpy as np
 
 from .. import metrics
 from ..tl._consistency import _align_pair, _modality_fractions, _require_two
-from ._utils import finish, label_colors
+from ._utils import finish, label_colors, shared_docs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from mudata import MuData
 
 
+@shared_docs
 def consistency(
     mdata: MuData,
     key: str = "decode",
@@ -54,10 +55,8 @@ def consistency(
         Marker size.
     ax
         Axes to draw into (one pair only).
-    show
-        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
-    save
-        A filename, or ``True`` for ``scanpy.settings.figdir / "consistency.<file_format_figs>"``.
+    show, save
+        {show_save}
 
     Returns
     -------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._utils import finish, get_fractions, label_colors, new_figure, ordered_labels
+from ._utils import finish, fractions_frame, label_colors, new_figure, ordered_labels, shared_docs
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -69,6 +69,7 @@ def _sort_key(data: Any, frame: pd.DataFrame, sort_by: str | None) -> pd.Series 
     )
 
 
+@shared_docs
 def fractions(
     adata: AnnData | pd.DataFrame,
     key: str = "decode",
@@ -98,11 +99,8 @@ def fractions(
         Order of the samples (within groups): a label (most of it first) or an ``.obs`` column (ascending).
     ax
         Axes to draw into; by default a new figure whose width grows with the number of samples.
-    show
-        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
-    save
-        A filename (format from its extension, else ``rcParams["savefig.format"]``), or ``True`` for
-        ``scanpy.settings.figdir / "fractions.<file_format_figs>"``.
+    show, save
+        {show_save}
     colors
         Label colours: a dict, a list in the order of the labels, or a matplotlib colormap name. ``unknown`` is grey.
     legend
@@ -114,7 +112,7 @@ def fractions(
     -------
     The Axes if the figure is not shown, else ``None``.
     """
-    frame = get_fractions(adata, key)
+    frame = fractions_frame(adata, key)
     groups = _groups(adata, groupby, frame.index)
     complete = frame.notna().all(axis=1).to_numpy()
     frame = frame[complete]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._utils import finish
+from ._utils import finish, shared_docs
 
 KNOWN = (
     "train_loss",
@@ -87,6 +87,7 @@ def _log_axis(ax, values: np.ndarray) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+@shared_docs
 def training(
     model_or_history: Any,
     *,
@@ -118,10 +119,8 @@ def training(
         Logarithmic loss axis: ``"auto"`` when all losses are positive and span more than a factor of 10.
     figsize
         Size of the figure.
-    show
-        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
-    save
-        A filename, or ``True`` for ``scanpy.settings.figdir / "training.<file_format_figs>"``.
+    show, save
+        {show_save}
 
     Returns
     -------

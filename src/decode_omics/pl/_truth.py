@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._utils import UNKNOWN, finish, get_fractions, label_colors, ordered_labels
+from ._utils import UNKNOWN, finish, fractions_frame, label_colors, ordered_labels, shared_docs
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,6 +43,7 @@ def _align_truth(estimate: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFr
     return estimate.loc[samples].astype(np.float64), truth.loc[samples].astype(np.float64)
 
 
+@shared_docs
 def truth(
     adata: AnnData | None = None,
     key: str = "decode",
@@ -83,10 +84,8 @@ def truth(
         Label colours: a dict, a list in the order of the labels, or a matplotlib colormap name.
     size
         Marker size.
-    show
-        Show the figure; ``None`` shows it only if matplotlib is interactive (e.g. in Jupyter).
-    save
-        A filename, or ``True`` for ``scanpy.settings.figdir / "truth.<file_format_figs>"``.
+    show, save
+        {show_save}
 
     Returns
     -------
@@ -98,10 +97,10 @@ def truth(
     if estimate is None or truth is None:
         if adata is None:
             raise TypeError("Pass adata (with .obsm[key] and .obsm[truth_key]) or both estimate= and truth=.")
-        estimate = get_fractions(adata, key, what="estimated fractions") if estimate is None else estimate
-        truth = get_fractions(adata, truth_key, what="true fractions") if truth is None else truth
-    estimate = get_fractions(estimate, key)
-    truth = get_fractions(truth, truth_key)
+        estimate = fractions_frame(adata, key, what="estimated fractions") if estimate is None else estimate
+        truth = fractions_frame(adata, truth_key, what="true fractions") if truth is None else truth
+    estimate = fractions_frame(estimate, key)
+    truth = fractions_frame(truth, truth_key)
     est, tru = _align_truth(estimate, truth)
     scores = metrics.score(est, tru)
     labels = list(est.columns)

@@ -9,14 +9,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._engine.docs import fill_docs
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+#: Parameter text shared by the plotting functions' docstrings.
+shared_docs = fill_docs(
+    {
+        "show_save": """Show the figure (``show=None`` shows it only if matplotlib is interactive, e.g. in Jupyter);
+save it to a filename (format from its extension, else ``rcParams["savefig.format"]``), or with ``save=True`` to
+``scanpy.settings.figdir / "<function name>.<file_format_figs>"``."""
+    }
+)
 
 UNKNOWN = "unknown"
 UNKNOWN_COLOR = "#c7c7c7"
 
 
-def get_fractions(data: Any, key: str, *, what: str = "fractions") -> pd.DataFrame:
+def fractions_frame(data: Any, key: str, *, what: str = "fractions") -> pd.DataFrame:
     """Fractions (samples x labels) from a DataFrame, or from ``data.obsm[key]`` of an AnnData / MuData."""
     if isinstance(data, pd.DataFrame):
         return data

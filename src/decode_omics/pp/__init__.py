@@ -1,7 +1,7 @@
 """Preprocessing: scale checks, feature alignment and pseudo-tissue simulation."""
 
-from ._features import align_features, shared_features
-from ._scale import ScaleError, ScaleReport, check_scale, detect_scale, to_linear
+from .._engine.features import align_features, shared_features
+from .._engine.scale import ScaleError, ScaleReport, check_scale, detect_scale, to_linear
 from ._simulate import simulate_pseudobulk
 
 __all__ = [

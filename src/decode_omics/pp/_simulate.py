@@ -9,62 +9,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ._mixing import (
-    FRACTION_KINDS,
-    LabelIndex,
-    artificial_cells,
-    draw_fractions,
-    label_moments,
-    mix,
-    parametric_mix,
-    round_counts,
-)
-from ._scale import get_matrix, to_linear
+from .._engine.adata import label_codes
+from .._engine.mixing import FRACTION_KINDS, draw_fractions, round_counts
+from .._engine.pseudotissues import METHODS, PseudoTissueGenerator
+from .._engine.scale import get_matrix, to_linear
 
 logger = logging.getLogger("decode_omics")
-
-
-def label_codes(adata: AnnData, labels_key: str, *, min_cells: int = 1) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes of ``adata.obs[labels_key]`` and the label names (categories with at least one cell).
-
-    Raises a clear error for a missing key, missing labels, or a label with fewer than ``min_cells`` cells.
-    """
-    if labels_key not in adata.obs.columns:
-        cols = list(adata.obs.columns)
-        raise KeyError(f"labels_key {labels_key!r} is not a column of adata.obs (columns: {cols[:20]}).")
-    labels = adata.obs[labels_key]
-    if labels.isna().any():
-        raise ValueError(
-            f"adata.obs[{labels_key!r}] has {int(labels.isna().sum())} missing labels; drop those cells or label them."
-        )
-    cat = labels.astype("category")
-    cat = cat.cat.remove_unused_categories()
-    names = pd.Index(cat.cat.categories.astype(str))
-    blank = int(labels.astype(str).str.strip().eq("").sum())
-    if blank:
-        raise ValueError(
-            f"adata.obs[{labels_key!r}] has {blank} empty label(s) (''): they would become a fraction column named "
-            "''. Give those cells a label (for example 'unassigned') or drop them."
-        )
-    if names.duplicated().any():
-        dup = names[names.duplicated()].unique().tolist()
-        raise ValueError(
-            f"adata.obs[{labels_key!r}] has labels that differ in type but read the same ({dup}, e.g. 1 and '1'); "
-            "make them one type."
-        )
-    if len(names) < 2:
-        raise ValueError(
-            f"adata.obs[{labels_key!r}] has {len(names)} label(s) ({list(names)}); deconvolution needs at least 2."
-        )
-    codes = cat.cat.codes.to_numpy().astype(np.int64)
-    sizes = np.bincount(codes, minlength=len(names))
-    small = [f"{n} ({s})" for n, s in zip(names, sizes) if s < min_cells]
-    if small:
-        raise ValueError(
-            f"Label(s) with fewer than {min_cells} cells: {', '.join(small)}. Merge them with a related label, drop "
-            "them, or lower min_cells."
-        )
-    return codes, names
 
 
 def _noise_counts(rng: np.random.Generator, noise_cells, n_samples: int) -> np.ndarray:
@@ -173,7 +123,7 @@ def simulate_pseudobulk(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
     if cells_per_sample < 1:
         raise ValueError(f"cells_per_sample must be >= 1, got {cells_per_sample}.")
-    if method not in ("cells", "parametric"):
+    if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; use 'cells' or 'parametric'.")
     if isinstance(fractions, str) and fractions not in FRACTION_KINDS:
         raise ValueError(f"Unknown fractions {fractions!r}; use one of {FRACTION_KINDS} or an array.")
@@ -208,7 +158,7 @@ def simulate_pseudobulk(
             if len(names) < 2:
                 raise ValueError("Fewer than 2 known labels remain after setting unknown labels aside.")
 
-    index = LabelIndex.from_codes(codes, len(names))
+    generator = PseudoTissueGenerator(X, codes, len(names))
     f = _fractions(rng, fractions, n_samples, names)
 
     lo, hi = (unknown_fraction, unknown_fraction) if np.isscalar(unknown_fraction) else unknown_fraction
@@ -220,25 +170,13 @@ def simulate_pseudobulk(
         n_unknown = np.minimum(np.rint(share * cells_per_sample).astype(np.int64), cells_per_sample - 1)
     n_known = cells_per_sample - n_unknown
     counts = round_counts(f, n_known)
-
-    if method == "cells":
-        sample_of_draw, cells = index.sample_cells(rng, counts)
-        Y = mix(sample_of_draw, cells, n_samples, X)
-    else:
-        mean, var = label_moments(X, index)
-        Y = parametric_mix(rng, counts, mean, var)
-
+    Y = generator.known(rng, counts, method)
     if unknown_X is not None and n_unknown.any():
-        unk_index = LabelIndex.from_codes(np.zeros(unknown_X.shape[0], dtype=np.int64), 1)
-        s, c = unk_index.sample_cells(rng, n_unknown[:, None])
-        Y += mix(s, c, n_samples, unknown_X)
-
+        Y += generator.add_rows(rng, n_unknown, unknown_X)
     n_noise = _noise_counts(rng, noise_cells, n_samples)
     if n_noise.any():
-        pool = artificial_cells(rng, X, index, int(min(max(30, n_noise.max()), n_noise.sum(), 256)))
-        pool_index = LabelIndex.from_codes(np.zeros(pool.shape[0], dtype=np.int64), 1)
-        s, c = pool_index.sample_cells(rng, n_noise[:, None])
-        Y += mix(s, c, n_samples, pool)
+        pool = generator.noise_cells(rng, int(min(max(30, n_noise.max()), n_noise.sum(), 256)))
+        Y += generator.add_rows(rng, n_noise, pool)
 
     total = n_known + n_unknown + n_noise
     obs_names = pd.Index([f"pseudobulk_{i}" for i in range(n_samples)])

@@ -11,15 +11,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from ..pp._scale import get_matrix
-
-
-def _lightweight(adata: AnnData, layer: str | None, labels_key: str | None = None) -> AnnData:
-    """An AnnData sharing the data matrix of ``adata`` (no copy, and a backed matrix stays on disk), so registering it
-    leaves the user's object as is."""
-    X = get_matrix(adata, layer, name="reference" if labels_key is not None else "bulk")
-    obs = adata.obs[[labels_key]].copy() if labels_key is not None else pd.DataFrame(index=adata.obs_names.copy())
-    return AnnData(X=X, obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))
+from .._engine.adata import lightweight
 
 
 def _check_reference(reference, labels_key: str, what: str) -> None:
@@ -31,31 +23,19 @@ def _check_reference(reference, labels_key: str, what: str) -> None:
         )
 
 
-def _fit_one(
-    bulk: AnnData,
-    reference: AnnData,
-    labels_key: str,
-    *,
-    mode: str,
-    layer: str | None,
-    reference_layer: str | None,
-    scale: str,
-    reference_scale: str,
-    model_kwargs: Mapping[str, Any] | None,
-    train_kwargs: Mapping[str, Any] | None,
-    random_state: int,
-):
+def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[str, Any]):
+    """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`)."""
     from ..model import DECODE
     from ..model._lightning import seeded
 
     _check_reference(reference, labels_key, "reference")
-    ref = _lightweight(reference, reference_layer, labels_key)
-    blk = _lightweight(bulk, layer)
-    with seeded(random_state):
-        DECODE.setup_anndata(ref, labels_key=labels_key, scale=reference_scale)
-        DECODE.setup_anndata(blk, scale=scale)
-        model = DECODE(ref, blk, mode=mode, **dict(model_kwargs or {}))
-        kwargs = {"enable_progress_bar": True} | dict(train_kwargs or {})
+    ref = lightweight(reference, fit["reference_layer"], labels_key)
+    blk = lightweight(bulk, fit["layer"])
+    with seeded(fit["random_state"]):
+        DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
+        DECODE.setup_anndata(blk, scale=fit["scale"])
+        model = DECODE(ref, blk, mode=fit["mode"], **dict(fit["model_kwargs"] or {}))
+        kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
         fit_seconds = time.perf_counter() - start
@@ -91,7 +71,7 @@ def deconvolve(
     reference: AnnData | Mapping[str, AnnData],
     labels_key: str,
     *,
-    mod: str | list[str] | None = None,
+    modality: str | list[str] | None = None,
     mode: Literal["relative", "absolute"] = "relative",
     key_added: str = "decode",
     layer: str | None = None,
@@ -103,6 +83,7 @@ def deconvolve(
     copy: bool = False,
     return_model: bool = False,
     random_state: int = 0,
+    mod: str | list[str] | None = None,
 ):
     """Deconvolve bulk samples into cell-type or cell-state fractions with DECODE.
 
@@ -116,7 +97,7 @@ def deconvolve(
         ``metab``).
     labels_key
         Label column of the reference(s): cell types or cell states.
-    mod
+    modality
         Modalities of a MuData to deconvolve (default: every modality that has a reference).
     mode
         ``"relative"`` (fractions over known labels) or ``"absolute"`` (plus an ``unknown`` share).
@@ -144,6 +125,8 @@ def deconvolve(
         Seed of the fit (``scvi.settings.seed`` is set to it while fitting and given back its previous value after).
         On CPU the same seed gives the same fractions at the same number of threads (``torch.get_num_threads()``);
         another thread count sums in another order and can move fractions by a few hundredths.
+    mod
+        Deprecated name of ``modality``.
 
     Returns
     -------
@@ -164,46 +147,29 @@ def deconvolve(
     from mudata import MuData
     from scanpy import logging as logg
 
+    modality = _renamed(mod, modality)
+    fit = {
+        "mode": mode,
+        "layer": layer,
+        "reference_layer": reference_layer,
+        "scale": scale,
+        "reference_scale": reference_scale,
+        "model_kwargs": model_kwargs,
+        "train_kwargs": train_kwargs,
+        "random_state": random_state,
+    }
     if isinstance(data, MuData):
-        return _deconvolve_mudata(
-            data,
-            reference,
-            labels_key,
-            mod=mod,
-            mode=mode,
-            key_added=key_added,
-            layer=layer,
-            reference_layer=reference_layer,
-            scale=scale,
-            reference_scale=reference_scale,
-            model_kwargs=model_kwargs,
-            train_kwargs=train_kwargs,
-            copy=copy,
-            return_model=return_model,
-            random_state=random_state,
-        )
+        return _deconvolve_mudata(data, reference, labels_key, modality, key_added, copy, return_model, fit)
     if not isinstance(data, AnnData):
         raise TypeError(f"data must be an AnnData or a MuData, got {type(data).__name__}.")
     if not isinstance(reference, AnnData):
         raise TypeError("For an AnnData, reference must be one AnnData (a dict of references is for MuData).")
-    if mod is not None:
-        raise ValueError("mod= applies to MuData input only.")
+    if modality is not None:
+        raise ValueError("modality= applies to MuData input only.")
     start = logg.info(f"deconvolving {data.n_obs} samples with DECODE ({mode})")
     adata = data.copy() if copy else data
-    model, fractions, fit_seconds = _fit_one(
-        adata,
-        reference,
-        labels_key,
-        mode=mode,
-        layer=layer,
-        reference_layer=reference_layer,
-        scale=scale,
-        reference_scale=reference_scale,
-        model_kwargs=model_kwargs,
-        train_kwargs=train_kwargs,
-        random_state=random_state,
-    )
-    _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
+    model, fractions, fit_seconds = _fit_one(adata, reference, labels_key, fit)
+    _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit)
     logg.info(
         "    finished",
         time=start,
@@ -215,21 +181,31 @@ def deconvolve(
     return _returned(adata if copy else None, model, return_model)
 
 
+def _renamed(mod, modality):
+    """``modality``, or the value of the deprecated ``mod`` keyword (with a warning)."""
+    if mod is None:
+        return modality
+    warnings.warn("deconvolve(mod=...) is deprecated; use modality=.", DeprecationWarning, stacklevel=3)
+    if modality is not None:
+        raise TypeError("Pass modality= only (mod= is its deprecated name).")
+    return mod
+
+
 def _returned(result, models, return_model: bool):
     if not return_model:
         return result
     return models if result is None else (result, models)
 
 
-def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs) -> None:
+def _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit) -> None:
     adata.obsm[key_added] = fractions
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
             "labels_key": labels_key,
-            "mode": mode,
-            "random_state": random_state,
-            "model_kwargs": dict(model_kwargs or {}),
+            "mode": fit["mode"],
+            "random_state": fit["random_state"],
+            "model_kwargs": dict(fit["model_kwargs"] or {}),
             "reference_scale": model.reference_scale_["scale"],
             "bulk_scale": model.bulk_scale_["scale"],
             **{k: v for k, v in model.train_settings_.items() if v is not None},
@@ -242,31 +218,15 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, mode, ra
     }
 
 
-def _deconvolve_mudata(
-    mdata,
-    reference,
-    labels_key,
-    *,
-    mod,
-    mode,
-    key_added,
-    layer,
-    reference_layer,
-    scale,
-    reference_scale,
-    model_kwargs,
-    train_kwargs,
-    copy,
-    return_model,
-    random_state,
-):
+def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
     from scanpy import logging as logg
 
     if not isinstance(reference, Mapping):
         raise TypeError(
             "For a MuData, reference must be a dict {modality: reference AnnData}, one reference per omics layer."
         )
-    mods = [mod] if isinstance(mod, str) else list(mod) if mod is not None else [m for m in mdata.mod if m in reference]
+    mods = [modality] if isinstance(modality, str) else list(modality) if modality is not None else None
+    mods = [m for m in mdata.mod if m in reference] if mods is None else mods
     if not mods:
         raise ValueError(
             f"No modality of the MuData ({list(mdata.mod)}) has a reference (references for {list(reference)})."
@@ -282,21 +242,9 @@ def _deconvolve_mudata(
     mdata = mdata.copy() if copy else mdata
     models = {}
     for m in mods:
-        start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({mode})")
-        model, fractions, fit_seconds = _fit_one(
-            mdata.mod[m],
-            reference[m],
-            labels_key,
-            mode=mode,
-            layer=layer,
-            reference_layer=reference_layer,
-            scale=scale,
-            reference_scale=reference_scale,
-            model_kwargs=model_kwargs,
-            train_kwargs=train_kwargs,
-            random_state=random_state,
-        )
-        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, mode, random_state, model_kwargs)
+        start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({fit['mode']})")
+        model, fractions, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit)
+        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, fit)
         models[m] = model
         mdata.obsm[f"{key_added}_{m}"] = fractions.reindex(mdata.obs_names)
         logg.info(

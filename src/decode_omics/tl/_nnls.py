@@ -8,10 +8,10 @@ from anndata import AnnData
 from scipy import sparse
 from scipy.optimize import nnls as _scipy_nnls
 
-from ..pp._features import shared_features
-from ..pp._mixing import LabelIndex, label_moments
-from ..pp._scale import get_matrix, to_linear
-from ..pp._simulate import label_codes
+from .._engine.adata import label_codes
+from .._engine.features import shared_features
+from .._engine.mixing import LabelIndex, label_moments
+from .._engine.scale import get_matrix, to_linear
 
 
 def label_profiles(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from ._kernels import gather_sum_csr, gather_sum_dense
+from .kernels import gather_sum_csr, gather_sum_dense
 
 FRACTION_KINDS = ("uniform", "dirichlet", "sparse")
 

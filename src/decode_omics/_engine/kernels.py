@@ -1,7 +1,7 @@
 """Compiled gather-add kernels: sum the drawn cells' rows into dense mixtures.
 
-Single-threaded on purpose: numba's OpenMP workers busy-wait between parallel regions and starved torch's threads during
-training on a shared 2-core machine (7-15x slower epochs); the kernel is memory-bound, so threads gained little.
+Single-threaded on purpose: numba's OpenMP workers busy-wait between parallel regions and starve torch's threads during
+training; the kernel is memory-bound, so threads gain little.
 """
 
 from __future__ import annotations

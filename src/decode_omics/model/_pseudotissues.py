@@ -1,4 +1,9 @@
-"""Training data for DECODE: fresh pseudo-tissues from the reference, paired with batches of the real bulk."""
+"""DECODE's training data: fresh pseudo-tissues from the reference every epoch (with the noisy views of the
+contrastive denoiser and, in absolute mode, a view with unknown material), paired with batches of the real bulk.
+
+The pseudo-tissues themselves come from the one generator,
+:class:`~decode_omics._engine.pseudotissues.PseudoTissueGenerator`, which :func:`~decode_omics.pp.simulate_pseudobulk`
+uses too."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..pp._mixing import LabelIndex, artificial_cells, draw_fractions, mix, parametric_mix, round_counts
+from .._engine.mixing import draw_fractions, round_counts
+from .._engine.pseudotissues import PseudoTissueGenerator
 
 
 @dataclass
@@ -60,67 +66,25 @@ class PseudoTissueSampler:
     """
 
     def __init__(self, X, codes: np.ndarray, n_labels: int, config: PseudoTissueConfig, moments=None):
-        from ..pp._mixing import label_moments
-
-        self.X = X
+        self.generator = PseudoTissueGenerator(X, codes, n_labels, moments)
         self.config = config
         self.n_labels = n_labels
-        self.index = LabelIndex.from_codes(codes, n_labels)
-        self.on_disk = hasattr(X, "read")
-        if moments is None:
-            moments = label_moments(X, self.index)
-        self.mean, self.var = moments
+        self.index = self.generator.index
+        self.on_disk = self.generator.on_disk
+        self.mean, self.var = self.generator.moments
 
-    def _cells(self, rng: np.random.Generator) -> tuple[object, LabelIndex]:
-        """The cells to mix from: the whole in-memory reference, or a fresh random pool read from disk (at most
-        ``pool_per_label`` cells per label; parametric pseudo-tissues need cells only for the noise, 512 per label)."""
-        if not self.on_disk:
-            return self.X, self.index
+    @classmethod
+    def from_reference(cls, ref, *, cells_per_sample: int, method: str, fractions: str) -> PseudoTissueSampler:
+        """The sampler of a :class:`~decode_omics.model._reference.PreparedReference`."""
+        config = PseudoTissueConfig(cells_per_sample=cells_per_sample, method=method, fractions=fractions)
+        return cls(ref.matrix, ref.codes, len(ref.labels), config, moments=ref.moments)
+
+    def pool(self, rng: np.random.Generator):
+        """The cells to mix from (see :meth:`PseudoTissueGenerator.cells`): a reference on disk is read as a fresh
+        random pool of at most ``pool_per_label`` cells per label (parametric pseudo-tissues need cells only for the
+        noise, 512 per label)."""
         per_label = self.config.pool_per_label if self.config.method == "cells" else 512
-        keys = rng.random(self.index.order.size)
-        picked, sizes = [], []
-        for k in range(self.n_labels):  # a loop over labels, not samples
-            start, size = self.index.starts[k], self.index.sizes[k]
-            rows = self.index.order[start : start + size]
-            take = min(size, per_label)
-            picked.append(rows[np.argpartition(keys[start : start + size], take - 1)[:take]] if take < size else rows)
-            sizes.append(take)
-        pool = self.X.read(np.concatenate(picked))
-        codes = np.repeat(np.arange(self.n_labels), sizes)
-        return pool, LabelIndex.from_codes(codes, self.n_labels)
-
-    def _known(self, rng: np.random.Generator, counts: np.ndarray, cells) -> np.ndarray:
-        if self.config.method == "parametric":
-            return parametric_mix(rng, counts, self.mean, self.var)
-        X, index = cells
-        s, c = index.sample_cells(rng, counts)
-        return mix(s, c, counts.shape[0], X)
-
-    def _unknown_type(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
-        """Material of cell types absent from the reference, one new type per sample.
-
-        Cell types share most of their programme and differ in markers. A new type is a random convex mix of the
-        known labels' mean profiles in which a random 2-30 % of the features form its own marker programme (scaled by
-        ``exp(s * eps)``, ``s ~ U(1, 3)``) and the rest vary mildly (``exp(0.3 * eps)``), rescaled to the mix's total.
-        ``n_cells[i]`` cells of it are drawn with the labels' variance pattern.
-        """
-        n = n_cells.size
-        w = rng.dirichlet(np.ones(self.n_labels), n)
-        mu = w @ self.mean.astype(np.float64)
-        var = w @ self.var.astype(np.float64)
-        markers = rng.random(mu.shape) < rng.uniform(0.02, 0.3, (n, 1))
-        spread = np.where(markers, rng.uniform(1.0, 3.0, (n, 1)), 0.3)
-        new = mu * np.exp(spread * rng.standard_normal(mu.shape))
-        new *= mu.sum(axis=1, keepdims=True) / np.maximum(new.sum(axis=1, keepdims=True), 1e-12)
-        sd = np.sqrt(var) * new / np.maximum(mu, 1e-12)
-        c = n_cells[:, None].astype(np.float64)
-        x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape)
-        return np.clip(x, 0, None).astype(np.float32)
-
-    def _noise(self, rng: np.random.Generator, n_noise: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        one = LabelIndex.from_codes(np.zeros(pool.shape[0], dtype=np.int64), 1)
-        s, c = one.sample_cells(rng, n_noise[:, None])
-        return mix(s, c, n_noise.size, pool)
+        return self.generator.cells(rng, per_label)
 
     def sample(
         self, n: int, rng: np.random.Generator, absolute: bool = False, views: bool = True
@@ -129,22 +93,22 @@ class PseudoTissueSampler:
         (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, in absolute mode,
         ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``) and ``u``.
         """
-        cfg = self.config
-        cells = self._cells(rng) if (cfg.method == "cells" or views) else None
+        cfg, gen = self.config, self.generator
+        cells = self.pool(rng) if (cfg.method == "cells" or views) else None
         f = draw_fractions(rng, n, self.n_labels, cfg.fractions)
         counts = round_counts(f, cfg.cells_per_sample)
-        x = self._known(rng, counts, cells)
+        x = gen.known(rng, counts, cfg.method, cells)
         out = {"x": x, "y": (counts / cfg.cells_per_sample).astype(np.float32)}
         if not views:
             return out
-        pool = artificial_cells(rng, *cells, 64)
+        pool = gen.noise_cells(rng, 64, cells)
         max_noise = max(1, int(np.floor(cfg.noise_share * cfg.cells_per_sample)))
         for view in ("1", "2"):
-            out["x" + view] = x + self._noise(rng, rng.integers(1, max_noise + 1, n), pool)
+            out["x" + view] = x + gen.add_rows(rng, rng.integers(1, max_noise + 1, n), pool)
         if absolute:
             share = rng.uniform(0, cfg.unknown_share, n)
             n_unknown = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
-            out["xu"] = x + self._unknown_type(rng, n_unknown)
+            out["xu"] = x + gen.unknown_type(rng, n_unknown)
             out["u"] = (n_unknown / (n_unknown + cfg.cells_per_sample)).astype(np.float32)
         return out
 

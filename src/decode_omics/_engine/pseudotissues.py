@@ -1,0 +1,120 @@
+"""The one pseudo-tissue generator: bulk profiles mixed in silico from a labelled single-cell reference.
+
+:func:`decode_omics.pp.simulate_pseudobulk` and the model's training data
+(:class:`decode_omics.model._pseudotissues.PseudoTissueSampler`) both draw through :class:`PseudoTissueGenerator`;
+each keeps its own defaults (the public function: uniform fractions of real cells; the model: Dirichlet fractions,
+parametric draws). Every draw is vectorised over the samples and takes a :class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from .mixing import LabelIndex, artificial_cells, label_moments, mix, parametric_mix
+
+#: How pseudo-tissues are made from the labels' cells.
+METHODS = ("parametric", "cells")
+
+
+class PseudoTissueGenerator:
+    """Draws the parts of pseudo-tissues from a linear-scale reference.
+
+    Parameters
+    ----------
+    X
+        Reference matrix (cells x features), linear scale, dense or CSR; or an object with ``read(rows)`` and
+        ``shape`` (:class:`~decode_omics.model._reference.OnDiskRows`) for a reference that stays on disk.
+    codes
+        Integer label per cell (``-1``: left out).
+    n_labels
+        Number of labels.
+    moments
+        Per-label mean and variance (labels x features) if already known; computed when first needed otherwise.
+    """
+
+    def __init__(self, X, codes: np.ndarray, n_labels: int, moments: tuple[np.ndarray, np.ndarray] | None = None):
+        self.X = X
+        self.n_labels = n_labels
+        self.index = LabelIndex.from_codes(codes, n_labels)
+        self.on_disk = hasattr(X, "read")
+        if moments is not None:
+            self.__dict__["moments"] = moments
+
+    @cached_property
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-label mean and variance of every feature (labels x features, float32)."""
+        return label_moments(self.X, self.index)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean per-cell profile of every label."""
+        return self.moments[0]
+
+    @property
+    def var(self) -> np.ndarray:
+        """Per-feature variance of every label's cells."""
+        return self.moments[1]
+
+    def cells(self, rng: np.random.Generator, per_label: int) -> tuple[object, LabelIndex]:
+        """The cells to mix from: the whole in-memory reference, or a fresh random pool read from disk (at most
+        ``per_label`` cells per label; ``rng`` is used only then)."""
+        if not self.on_disk:
+            return self.X, self.index
+        index = self.index
+        keys = rng.random(index.order.size)
+        picked, sizes = [], []
+        for k in range(self.n_labels):  # a loop over labels, not samples
+            start, size = index.starts[k], index.sizes[k]
+            rows = index.order[start : start + size]
+            take = min(size, per_label)
+            picked.append(rows[np.argpartition(keys[start : start + size], take - 1)[:take]] if take < size else rows)
+            sizes.append(take)
+        pool = self.X.read(np.concatenate(picked))
+        codes = np.repeat(np.arange(self.n_labels), sizes)
+        return pool, LabelIndex.from_codes(codes, self.n_labels)
+
+    def known(self, rng: np.random.Generator, counts: np.ndarray, method: str, cells=None) -> np.ndarray:
+        """Profiles of ``counts[i, k]`` cells of every label ``k`` per sample ``i``: sums of random real cells
+        (``"cells"``, from ``cells`` or the whole reference) or per-label normal draws with the labels' means and
+        variances (``"parametric"``: nothing to memorise)."""
+        if method == "parametric":
+            return parametric_mix(rng, counts, self.mean, self.var)
+        X, index = (self.X, self.index) if cells is None else cells
+        sample_of_draw, rows = index.sample_cells(rng, counts)
+        return mix(sample_of_draw, rows, counts.shape[0], X)
+
+    def noise_cells(self, rng: np.random.Generator, n: int, cells=None) -> np.ndarray:
+        """``n`` of DECODE's artificial noise cells (per-feature convex mixes of random cells of every label, see
+        :func:`~decode_omics._engine.mixing.artificial_cells`) from ``cells`` or the whole reference."""
+        X, index = (self.X, self.index) if cells is None else cells
+        return artificial_cells(rng, X, index, n)
+
+    @staticmethod
+    def add_rows(rng: np.random.Generator, n_per_sample: np.ndarray, rows) -> np.ndarray:
+        """Sums of ``n_per_sample[i]`` random rows of ``rows`` (with replacement) for every sample ``i``."""
+        one = LabelIndex.from_codes(np.zeros(rows.shape[0], dtype=np.int64), 1)
+        sample_of_draw, picked = one.sample_cells(rng, np.asarray(n_per_sample)[:, None])
+        return mix(sample_of_draw, picked, len(n_per_sample), rows)
+
+    def unknown_type(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
+        """Material of cell types absent from the reference, one new type per sample.
+
+        Cell types share most of their programme and differ in markers. A new type is a random convex mix of the
+        known labels' mean profiles in which a random 2-30 % of the features form its own marker programme (scaled by
+        ``exp(s * eps)``, ``s ~ U(1, 3)``) and the rest vary mildly (``exp(0.3 * eps)``), rescaled to the mix's total.
+        ``n_cells[i]`` cells of it are drawn with the labels' variance pattern.
+        """
+        n = n_cells.size
+        w = rng.dirichlet(np.ones(self.n_labels), n)
+        mu = w @ self.mean.astype(np.float64)
+        var = w @ self.var.astype(np.float64)
+        markers = rng.random(mu.shape) < rng.uniform(0.02, 0.3, (n, 1))
+        spread = np.where(markers, rng.uniform(1.0, 3.0, (n, 1)), 0.3)
+        new = mu * np.exp(spread * rng.standard_normal(mu.shape))
+        new *= mu.sum(axis=1, keepdims=True) / np.maximum(new.sum(axis=1, keepdims=True), 1e-12)
+        sd = np.sqrt(var) * new / np.maximum(mu, 1e-12)
+        c = n_cells[:, None].astype(np.float64)
+        x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape)
+        return np.clip(x, 0, None).astype(np.float32)

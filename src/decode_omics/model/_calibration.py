@@ -1,0 +1,250 @@
+"""Calibration after training: what the network's first estimates of the registered bulk say about its platform.
+
+Three checks, all against the reference's label means, all run once training is done (:meth:`DECODE.train`):
+
+- **Platform gains** (linear scales): a bulk platform (or batch) measures every feature with its own efficiency (bulk
+  RNA-seq against 10x cells, another replicate of a metabolomics run). Such a gain multiplies a feature in every
+  sample alike, whatever the composition, so it shows as a log-ratio between the measured bulk and the mixture its
+  estimated fractions predict that is common to all samples. :func:`feature_log_gains` estimates it per feature and
+  shrinks it towards zero by how much of it sampling noise alone could produce (empirical Bayes, James-Stein-type),
+  so that a cohort from the reference's own platform is barely changed.
+- **Transferable features** (values read as stored, ``scale="as_is"``): log-ratios and z-scores from two platforms
+  have no common linear scale, so no gain can bring one to the other. What can be judged is whether a feature carries
+  the same composition signal on both: over the bulk samples, its measured value should rise and fall with the value
+  the first estimates imply (:func:`feature_agreement`). Features that agree are kept (:func:`transferable_features`);
+  the others are masked and the network is trained again on the rest.
+- **Reference fit**: how well the best non-negative mix of the labels explains each sample
+  (:func:`log_residual_spread`), a platform-shift check that needs no training; absolute mode warns above
+  :data:`PLATFORM_SHIFT_WARNING`.
+
+Measurements on the benchmark tasks are on the method page (``docs/method.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import nnls
+
+logger = logging.getLogger("decode_omics")
+
+# ---------------------------------------------------------------------------------------------- platform gains
+#: Fewest bulk samples from which gains are estimated: a median over fewer samples is mostly one sample's noise.
+MIN_GAIN_SAMPLES = 5
+#: Largest correction, in natural log units (a factor of e^3 ~ 20 either way).
+MAX_LOG_GAIN = 3.0
+#: Variance of a median of normal values relative to that of their mean (pi / 2).
+_MEDIAN_VARIANCE = np.pi / 2
+
+
+def feature_log_gains(
+    bulk: np.ndarray,
+    fractions: np.ndarray,
+    means: np.ndarray,
+    variances: np.ndarray,
+    n_cells: np.ndarray,
+) -> np.ndarray:
+    """Shrunken log gain of every feature: how much more (``> 0``) or less the bulk's platform measures it.
+
+    Parameters
+    ----------
+    bulk
+        Samples x features, linear scale (only each sample's composition is used).
+    fractions
+        Samples x labels: estimated cell fractions of the known labels, rows summing to 1.
+    means, variances
+        Labels x features: mean and variance of the reference's per-cell profiles of each label (linear scale).
+    n_cells
+        Reference cells per label (the means' sampling noise shrinks with them).
+
+    Returns
+    -------
+    Log gains, one per feature, centred on the median feature. A feature gets 0 where fewer than half of the samples
+    measure it or the estimates predict none of it. Dividing the bulk by ``exp(gains)`` brings it to the reference's
+    platform.
+    """
+    B = np.asarray(bulk, dtype=np.float64)
+    F = np.asarray(fractions, dtype=np.float64)
+    M = np.asarray(means, dtype=np.float64)
+    n_samples, n_features = B.shape
+    if n_samples < MIN_GAIN_SAMPLES:
+        raise ValueError(f"Platform gains need at least {MIN_GAIN_SAMPLES} bulk samples; got {n_samples}.")
+    composition = B / np.maximum(B.sum(axis=1, keepdims=True), 1e-300)
+    expected = F @ M
+    expected = expected / np.maximum(expected.sum(axis=1, keepdims=True), 1e-300)
+    valid = (composition > 0) & (expected > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.where(valid, np.log(composition) - np.log(expected), np.nan)
+    n_valid = valid.sum(axis=0)
+    usable = n_valid >= max(2, n_samples // 2)
+    gains = np.zeros(n_features)
+    if not usable.any():
+        return gains
+    raw = np.nanmedian(log_ratio[:, usable], axis=0)
+    raw = raw - np.median(raw)
+    # Sampling noise of each raw gain: the spread of the samples' log-ratios (median of n), plus the noise of the
+    # reference's label means as seen through the cohort's average composition (delta method).
+    bulk_noise = _MEDIAN_VARIANCE * np.nanvar(log_ratio[:, usable], axis=0) / n_valid[usable]
+    mean_fraction = F.mean(axis=0)
+    average = mean_fraction @ M[:, usable]
+    per_label = np.asarray(variances, dtype=np.float64)[:, usable] / np.maximum(np.asarray(n_cells), 1)[:, None]
+    reference_noise = (mean_fraction[:, None] ** 2 * per_label).sum(axis=0) / np.maximum(average, 1e-300) ** 2
+    noise = bulk_noise + reference_noise
+    signal = max(0.0, float(np.var(raw) - np.mean(noise)))  # spread of the true gains over features
+    shrink = signal / (signal + noise) if signal > 0 else np.zeros_like(noise)
+    gains[usable] = np.clip(shrink * raw, -MAX_LOG_GAIN, MAX_LOG_GAIN)
+    return gains
+
+
+# ---------------------------------------------------------------------------------------- transferable features
+#: Fewest bulk samples over which agreement is judged (a correlation over fewer samples is mostly noise).
+MIN_TRANSFER_SAMPLES = 20
+#: Correlation a feature needs to be kept.
+THRESHOLD = 0.5
+#: Smallest share, and smallest number, of the features that must agree for any to be masked; below either,
+#: nothing is masked.
+MIN_SHARE = 0.1
+MIN_FEATURES = 20
+
+
+def feature_agreement(bulk: np.ndarray, fractions: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Per feature: Pearson correlation over the samples between the measured bulk and its estimated mixture.
+
+    Parameters
+    ----------
+    bulk
+        Samples x features, values as stored.
+    fractions
+        Samples x labels: estimated fractions, rows summing to 1.
+    means
+        Labels x features: the reference's mean profile of every label, on the same values.
+
+    Returns
+    -------
+    One correlation per feature; 0 where either side does not vary over the samples.
+    """
+    B = np.asarray(bulk, dtype=np.float64)
+    P = np.asarray(fractions, dtype=np.float64) @ np.asarray(means, dtype=np.float64)
+    B = B - B.mean(axis=0)
+    P = P - P.mean(axis=0)
+    denominator = np.sqrt((B**2).sum(axis=0) * (P**2).sum(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(denominator > 0, (B * P).sum(axis=0) / denominator, 0.0)
+    return r
+
+
+def transferable_features(agreement: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray | None:
+    """Boolean mask of the features to keep, or ``None`` when nothing should be masked: every feature agrees, or
+    fewer than :data:`MIN_FEATURES` or fewer than :data:`MIN_SHARE` of them do, as when the samples barely vary in
+    composition and no feature's correlation can be told from noise."""
+    keep = np.asarray(agreement) >= threshold
+    if keep.all() or keep.sum() < max(MIN_FEATURES, MIN_SHARE * keep.size):
+        return None
+    return keep
+
+
+# -------------------------------------------------------------------------------------------------- reference fit
+#: Above this median log-residual spread, the bulk is not a mix of the reference's labels as measured (samples from
+#: the reference's own platform score well below it; the values measured on the benchmark tasks are in docs/method.md).
+PLATFORM_SHIFT_WARNING = 0.6
+
+
+def log_residual_spread(bulk: np.ndarray, profiles: np.ndarray) -> np.ndarray:
+    """Per sample: the spread of ``log(composition / composition of its best non-negative mix of label profiles)``.
+
+    Parameters
+    ----------
+    bulk
+        Samples x features, linear scale.
+    profiles
+        Labels x features: each label's mean per-cell profile, linear scale, same features.
+
+    Returns
+    -------
+    Standard deviation, over the half of the features the labels express most, of the log-ratio between each sample's
+    composition and that of its NNLS fit from the label compositions (NaN for an all-zero sample). Samples made of the
+    reference's labels on the reference's platform score low (cell-to-cell sampling only); a platform or batch that
+    measures every feature with its own efficiency, or much material of types the reference lacks, scores high.
+    """
+    P = np.asarray(profiles, dtype=np.float64)
+    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
+    expressed = P.mean(axis=0) >= np.median(P.mean(axis=0))
+    P = P[:, expressed]
+    B = np.asarray(bulk, dtype=np.float64)
+    totals = B.sum(axis=1)
+    out = np.full(B.shape[0], np.nan)
+    for i in np.flatnonzero(totals > 0):  # one small NNLS per sample (labels x expressed features)
+        b = B[i, expressed] / totals[i]
+        w, _ = nnls(P.T, b)
+        fit = w @ P
+        eps = 1e-3 * max(float(np.median(fit)), 1e-300)
+        out[i] = float(np.std(np.log((b + eps) / (fit + eps))))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- on a trained model
+@torch.inference_mode()
+def first_estimates(model, min_samples: int, what: str, max_samples: int = 20_000):
+    """The registered bulk as measured (at most its first ``max_samples`` samples) and the network's relative
+    fractions of it; ``None`` (with ``what`` logged) without registered bulk or with fewer than ``min_samples``."""
+    if model.bulk_manager_ is None and model.bulk_ is None:
+        return None
+    source = model._bulk_source(None, platform_correction=False)
+    if source.n_obs < min_samples:
+        logger.info(f"{what} needs at least {min_samples} bulk samples (got {source.n_obs}): skipped.")
+        return None
+    _, bulk = next(source.blocks(max_samples))
+    model.module.eval()
+    out = model.module(torch.as_tensor(bulk, device=model.device), denoise=model.denoise_)
+    known = out[:, : len(model.labels_)].cpu().numpy().astype(np.float64)
+    return bulk, known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
+
+
+def fit_transferable_features(model) -> np.ndarray | None:
+    """Set ``model.feature_agreement_`` (see :func:`feature_agreement`) and return the mask of the features to keep;
+    ``None`` when nothing is to be masked."""
+    first = first_estimates(model, MIN_TRANSFER_SAMPLES, "Judging which features transfer to the bulk's platform")
+    if first is None:
+        return None
+    bulk, fractions = first
+    agreement = feature_agreement(bulk, fractions, model._sampler.mean)
+    model.feature_agreement_ = pd.Series(agreement, index=pd.Index(model.features_), name="feature_agreement")
+    keep = transferable_features(agreement)
+    if keep is None:
+        logger.info("No feature set apart as not transferring to the bulk's platform: every feature is used.")
+    return keep
+
+
+def fit_platform_gains(model) -> pd.Series | None:
+    """Per-feature platform gains of the registered bulk from the network's estimates (see
+    :func:`feature_log_gains`); ``None`` when there is nothing to fit them on."""
+    if model._reads_as_stored():
+        logger.info("Values read as stored (scale='as_is') have no linear scale: no platform gains fitted.")
+        return None
+    first = first_estimates(model, MIN_GAIN_SAMPLES, "Fitting platform gains")
+    if first is None:
+        return None
+    bulk, known = first
+    sampler = model._sampler
+    gains = feature_log_gains(bulk, known, sampler.mean, sampler.var, sampler.index.sizes)
+    return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
+
+
+def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000) -> None:
+    """Warn when the bulk is far from any mix of the labels (median :func:`log_residual_spread` of its first
+    ``n_check`` samples above :data:`PLATFORM_SHIFT_WARNING`): the unknown share then absorbs the platform shift."""
+    _, block = next(source.blocks(n_check))
+    spread = float(np.nanmedian(log_residual_spread(block, profiles)))
+    if spread > PLATFORM_SHIFT_WARNING:
+        warnings.warn(
+            f"The bulk differs from every mix of the reference's labels far more than samples from the reference's "
+            f"own platform do (median log-residual spread {spread:.2f}; above {PLATFORM_SHIFT_WARNING} suggests "
+            "another platform or batch). The `unknown` share cannot tell such a shift from missing cell types and "
+            "will overestimate: read it as an upper bound, or use relative fractions. See get_reference_fit().",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -1,0 +1,84 @@
+"""One training run of the network: data loaders, training plan and Lightning trainer (device and data-parallel
+set-up, run logs outside the working directory, Ctrl+C)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import tempfile
+import threading
+
+import torch
+from scvi.model._utils import parse_device_args
+from scvi.train import Trainer
+
+from ._lightning import quiet_lightning, with_progress_bar
+from ._pseudotissues import TrainingBatches, ValidationBatches
+from ._settings import TrainSettings, current_seed
+from ._training_plan import DECODETrainingPlan
+
+logger = logging.getLogger("decode_omics")
+
+
+def fit_network(model, settings: TrainSettings) -> bool:
+    """Train ``model.module`` once on fresh pseudo-tissues; ``False`` if the run was interrupted (Ctrl+C).
+
+    Sets ``model.trainer``, ``model.denoise_``, ``model.history_`` and ``model.is_trained_``. Lightning's run logs go to
+    a temporary folder (removed afterwards) unless ``log_save_dir`` or ``logger`` is among the trainer arguments.
+    """
+    s, trainer_kwargs = settings, dict(settings.trainer_kwargs)
+    accelerator, devices, device = parse_device_args(s.accelerator, s.devices, return_device="torch")
+    seed = current_seed()
+    torch.manual_seed(seed)
+    absolute = model.mode_ == "absolute"
+    bulk = model._bulk_source(None).matrix() if s.adversarial else None
+    train_dl = TrainingBatches(model._sampler, s.n_pseudotissues, s.batch_size, seed, bulk, absolute)
+    val_dl = ValidationBatches(model._sampler, s.n_validation, s.batch_size, seed, absolute)
+    plan = DECODETrainingPlan(model.module, **s.plan())
+    if trainer_kwargs.get("strategy") == "ddp":
+        # stages that are switched off (discriminator, unknown head) hold parameters no loss uses
+        trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"
+    trainer_kwargs.setdefault("early_stopping_monitor", "fraction_loss_validation")
+    trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+    with tempfile.TemporaryDirectory(prefix="decode_omics_logs_") as logs:
+        if "logger" not in trainer_kwargs:
+            trainer_kwargs.setdefault("log_save_dir", logs)
+        with quiet_lightning():
+            model.trainer = Trainer(
+                max_epochs=s.max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                early_stopping=s.early_stopping,
+                early_stopping_patience=s.early_stopping_patience,
+                **with_progress_bar(trainer_kwargs),
+            )
+        model.denoise_ = s.denoise
+        model.module.train()  # Lightning keeps the mode it finds: after a first training or load() that is eval
+        completed = _fit_keeping_ctrl_c(model.trainer, plan, train_dl, val_dl)
+    try:
+        model.history_ = {k: v for k, v in model.trainer.logger.history.items()}
+    except AttributeError:
+        model.history_ = None
+    model.module.eval()
+    model.module.to(device)
+    model.is_trained_ = True
+    return completed
+
+
+def _fit_keeping_ctrl_c(trainer, plan, train_dl, val_dl) -> bool:
+    """``trainer.fit``; on Ctrl+C, keep the session and the weights learned so far and give Ctrl+C back."""
+    with quiet_lightning():
+        sigint = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.fit(plan, train_dl, val_dl)
+        except (KeyboardInterrupt, SystemExit) as err:
+            # Lightning answers Ctrl+C with a graceful shutdown, then sys.exit(1) with SIGINT ignored.
+            interrupted = isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt)
+            if not interrupted:
+                raise
+            logger.warning("Training interrupted: keeping the weights learned so far.")
+            return False
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, sigint)
+    return True

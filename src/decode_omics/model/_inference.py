@@ -1,0 +1,214 @@
+"""The one inference path of DECODE and every ``get_*`` method built on it (a mixin of :class:`DECODE`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from mudata import MuData
+from tqdm.auto import tqdm
+
+from ._bulk import BulkSource, resolve_modality
+from ._calibration import log_residual_spread, warn_if_unknown_unreliable
+from ._registry import registered
+from ._settings import current_seed, shared_docs
+
+
+class InferenceMixin:
+    """Predictions of a trained :class:`~decode_omics.model.DECODE`: every ``get_*`` reads its samples through
+    :meth:`_bulk_source` and runs the network through :meth:`_predict`."""
+
+    @property
+    def device(self) -> torch.device:
+        """The device the network's parameters are on."""
+        return next(self.module.parameters()).device
+
+    @property
+    def labels(self) -> list[str]:
+        """The known labels, in output order."""
+        return list(self.labels_)
+
+    @property
+    def features(self) -> list[str]:
+        """The features the model reads, in order."""
+        return list(self.features_)
+
+    @property
+    def history(self) -> dict[str, pd.DataFrame]:
+        """Per-epoch training metrics, a dict mapping each name to a one-column DataFrame indexed by epoch."""
+        return self.history_ or {}
+
+    def _reads_as_stored(self) -> bool:
+        """Whether the model reads values as stored (``scale="as_is"``) rather than on a linear scale."""
+        return self.module_kwargs_.get("input_normalization") == "standardize_rows"
+
+    def _bulk_source(self, adata, layer=None, modality=None, scale="auto", platform_correction=True) -> BulkSource:
+        """The model's features of ``adata`` (default: the registered bulk) as the network reads them."""
+        if adata is None and self.bulk_manager_ is None and self.bulk_ is not None:
+            adata = self.bulk_
+        if adata is None:
+            if self.bulk_manager_ is None:
+                raise ValueError("No bulk data registered with the model; pass adata=.")
+            data, args = registered(self.bulk_manager_)
+            layer, scale = args.get("layer"), args.get("scale", "auto")
+        else:
+            data = resolve_modality(adata, modality)
+        if scale == "auto" and self._reads_as_stored():
+            scale = "as_is"  # a model of stored values reads bulk as stored
+        gains = self.platform_gains_ if platform_correction else None
+        return BulkSource(data, self.features_, layer, scale, gains=None if gains is None else gains.to_numpy())
+
+    @torch.inference_mode()
+    def _predict(self, source: BulkSource, fn, block_rows: int, batch_size: int, progress_bar: bool = False):
+        """The one inference path: ``fn`` (a network function of a batch) over ``source``, yielding ``(start,
+        float64 array)`` per block of ``block_rows`` samples, forward passes of ``batch_size``."""
+        self.module.eval()
+        with tqdm(total=source.n_obs, disable=not progress_bar, unit="samples", desc="DECODE") as bar:
+            for start, block in source.blocks(block_rows):
+                batches = range(0, block.shape[0], batch_size)
+                out = [
+                    fn(torch.as_tensor(block[s : s + batch_size], device=self.device)).cpu().numpy() for s in batches
+                ]
+                bar.update(block.shape[0])
+                yield start, np.concatenate(out).astype(np.float64)
+
+    def _fractions_source(self, adata, layer, modality, scale, platform_correction):
+        """The source, the fraction function and the column names of :meth:`get_fractions` and :meth:`iter_fractions`;
+        warns in absolute mode when the unknown share cannot be trusted."""
+        self._check_if_trained(warn=True)
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction)
+        columns = list(self.label_values_ or self.labels_) + (["unknown"] if self.mode_ == "absolute" else [])
+        if self.mode_ == "absolute":
+            warn_if_unknown_unreliable(source, self.module.label_profiles.cpu().numpy())
+        return source, lambda x: self.module(x, denoise=self.denoise_), columns
+
+    @shared_docs
+    def get_fractions(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, batch_size: int = 1024, progress_bar: bool = False,
+    ) -> pd.DataFrame:  # fmt: skip
+        """Estimated fractions of every bulk sample.
+
+        Parameters
+        ----------
+        {data}
+        {platform_correction}
+        {batch_size}
+        progress_bar
+            Show progress over the samples (useful for a cohort on disk).
+
+        Returns
+        -------
+        DataFrame, samples x labels (plus ``unknown`` in absolute mode); rows sum to 1.
+        """
+        source, fn, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
+        parts = [v for _, v in self._predict(source, fn, max(batch_size, 10_000), batch_size, progress_bar)]
+        return pd.DataFrame(np.concatenate(parts), index=source.obs_names, columns=columns)
+
+    @shared_docs
+    def iter_fractions(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, block_rows: int = 10_000, batch_size: int = 1024,
+    ) -> Iterator[pd.DataFrame]:  # fmt: skip
+        """Fractions block by block, for cohorts too large to hold: yields one DataFrame per ``block_rows`` samples
+        (read from disk block by block when ``adata`` is backed), so each can be written out as it comes. Memory is
+        bounded by one block, whatever the cohort size.
+
+        Parameters
+        ----------
+        {data}
+        {platform_correction}
+        block_rows
+            Samples per yielded DataFrame.
+        {batch_size}
+
+        Examples
+        --------
+        >>> cohort = anndata.read_h5ad("cohort.h5ad", backed="r")
+        >>> for i, block in enumerate(model.iter_fractions(cohort)):
+        ...     block.to_csv("fractions.csv", mode="a", header=i == 0)
+        """
+        source, fn, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
+        for start, values in self._predict(source, fn, block_rows, batch_size):
+            yield pd.DataFrame(values, index=source.obs_names[start : start + len(values)], columns=columns)
+
+    @shared_docs
+    def get_latent_representation(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = True, batch_size: int = 1024,
+    ) -> np.ndarray:  # fmt: skip
+        """The encoder's code of every bulk sample (samples x ``n_latent``).
+
+        The space the adversarial stage aligns, and the one :meth:`get_domain_distance` measures distances in.
+
+        Parameters
+        ----------
+        {data}
+        {platform_correction}
+        {batch_size}
+        """
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction)
+        parts = [v for _, v in self._predict(source, self.module.encode, max(batch_size, 10_000), batch_size)]
+        return np.concatenate(parts).astype(np.float32)
+
+    @shared_docs
+    @torch.inference_mode()
+    def get_domain_distance(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        n_neighbors: int = 10,
+    ) -> np.ndarray:  # fmt: skip
+        """How far each bulk sample's code lies from the codes of fresh pseudo-tissues.
+
+        The mean distance to the ``n_neighbors`` nearest pseudo-tissue codes, divided by the same quantity among the
+        pseudo-tissues themselves: about 1 inside the training distribution; values well above 1 flag samples unlike
+        anything simulated from the reference (platform shift, missing cell types). Needs the reference.
+
+        Parameters
+        ----------
+        {data_without_scale}
+        n_neighbors
+            Nearest pseudo-tissue codes averaged over.
+        """
+        if getattr(self, "_sampler", None) is None:
+            raise ValueError("The domain distance needs the reference: load the model with reference=.")
+        bulk = torch.as_tensor(self.get_latent_representation(adata, layer=layer, modality=modality))
+        rng = np.random.default_rng(current_seed())
+        pseudo = torch.as_tensor(self._sampler.sample(1000, rng, views=False)["x"], device=self.device)
+        self.module.eval()
+        zp = self.module.encode(pseudo).cpu()
+        k = min(n_neighbors, zp.shape[0] - 1)
+        own = torch.cdist(zp, zp).topk(k + 1, largest=False).values[:, 1:].mean(dim=1).median()
+        dist = torch.cdist(bulk, zp).topk(k, largest=False).values.mean(dim=1)
+        return (dist / own.clamp_min(1e-12)).numpy().astype(np.float64)
+
+    @shared_docs
+    def get_reference_fit(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto",
+    ) -> pd.Series:  # fmt: skip
+        """How well a non-negative mix of the reference's labels explains each bulk sample (no training needed).
+
+        For each sample, the spread (standard deviation) of ``log(composition / composition of its best non-negative
+        mix of label profiles)`` over the half of the model's features the labels express most
+        (:func:`~decode_omics.model._calibration.log_residual_spread`). Samples from the reference's platform score
+        low; above about 0.6 relative fractions can still be good (the network reads marker patterns, not exact
+        levels), but the ``unknown`` share of absolute mode cannot separate a platform shift from missing cell types,
+        and :meth:`get_fractions` warns. Values measured on the benchmark tasks are on the method page.
+
+        Parameters
+        ----------
+        {data}
+
+        Returns
+        -------
+        Series indexed by sample (NaN for samples without signal on the model's features).
+        """
+        if self._reads_as_stored():
+            raise ValueError("The reference fit needs a linear scale; this model reads values as stored (as_is).")
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction=False)
+        profiles = self.module.label_profiles.cpu().numpy()
+        parts = [log_residual_spread(block, profiles) for _, block in source.blocks(10_000)]
+        return pd.Series(np.concatenate(parts), index=source.obs_names, name="reference_fit")
