@@ -143,12 +143,12 @@ def method_config(name: str, max_epochs: int | None = None) -> dict:
     if name == "NNLS":
         return {"kind": "in-process", "call": "dco.tl.nnls(bulk, reference, labels_key, scale=task.scale)"}
     if name in DECODE_VARIANTS:
-        from decode_omics.model import DECODE, _data, _platform, _training_plan, _transfer
+        from decode_omics.model import DECODE, _calibration, _pseudotissues, _training_plan
 
         model_kwargs, train_kwargs = DECODE_VARIANTS[name]
         constants = {
             f"{m.__name__.rsplit('.', 1)[-1]}.{k}": getattr(m, k)
-            for m in (_platform, _transfer)
+            for m in (_calibration,)
             for k in dir(m)
             if k.isupper() and isinstance(getattr(m, k), (int, float))
         }
@@ -159,7 +159,7 @@ def method_config(name: str, max_epochs: int | None = None) -> dict:
             "model_defaults": _defaults(DECODE.__init__),
             "train_defaults": _defaults(DECODE.train),
             "plan_defaults": _defaults(_training_plan.DECODETrainingPlan.__init__),
-            "pseudotissue_defaults": {f.name: f.default for f in dataclasses.fields(_data.PseudoTissueConfig)},
+            "pseudotissue_defaults": {f.name: f.default for f in dataclasses.fields(_pseudotissues.PseudoTissueConfig)},
             "constants": constants,
             "seeded": "scvi.settings.seed = seed",
         }

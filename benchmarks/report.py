@@ -23,16 +23,19 @@ TARGETS = {
 }
 #: Where each "today's best peer" figure comes from (footnotes under the targets table).
 TARGET_SOURCES = {
-    "findings-1-stored": "`FINDINGS.md` section 1 (dtangle from PyPI, its defaults, one seed, measured on this "
+    "findings-1-stored": "`../shared/FINDINGS.md` section "
+    "1 (dtangle from PyPI, its defaults, one seed, measured on this "
     "project's 2-core machines before this benchmark existed); the same figures are stored here as the job "
     "`pbmc_real__dtangle__0__default`",
-    "findings-1-cellbench": "`FINDINGS.md` section 1: dtangle 0.677 (CEL-seq2) and 0.731 (SORT-seq), mean 0.704; "
+    "findings-1-cellbench": "`../shared/FINDINGS.md` section "
+    "1: dtangle 0.677 (CEL-seq2) and 0.731 (SORT-seq), mean 0.704; "
     "Scaden 0.655 and 0.732 (mean 0.694; which ensemble members ran is not recorded); one seed each, measured on "
     "this project's machines before this benchmark, runs not stored. This page showed *Scaden 0.73* here before, "
     "which is the SORT-seq task alone",
     "scpdeconv-demo": "scpDeconv's published demo on this protocol (Wang F. et al. 2023, Nat Mach Intell: 0.735), "
-    "reproduced as 0.738 on this project's machine (`FINDINGS.md` section 4; one seed, run not stored)",
-    "findings-4": "`FINDINGS.md` section 4 (one seed, measured on this project's machines before this benchmark, "
+    "reproduced as 0.738 on this project's machine (`../shared/FINDINGS.md` section 4; one seed, run not stored)",
+    "findings-4": "`../shared/FINDINGS.md` section 4 (one "
+    "seed, measured on this project's machines before this benchmark, "
     "with its own mixtures; run not stored; for Scaden, which ensemble members ran is not recorded there)",
     "decode-paper": "the DECODE paper's notebook on this protocol (Zhao T. et al. 2026, Nat Methods; "
     "`train_bone_marrow_mb.ipynb`, as the data folder's MANIFEST quotes it)",
@@ -86,7 +89,8 @@ DEFAULTS_CHOSEN_ON = (
     ),
     (
         "denoiser on, 256-unit encoder, parametric pseudo-tissues, linear input, input noise 0.2",
-        "pbmc68k and pbmc_real (the prototype of `FINDINGS.md` section 2; commit 0499933), denoiser kept after the "
+        "pbmc68k and pbmc_real (the prototype of `../shared/FINDINGS.md` "
+        "section 2; commit 0499933), denoiser kept after the "
         "ablation on the five ablation scenarios",
     ),
     (
