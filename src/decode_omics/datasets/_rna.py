@@ -114,9 +114,9 @@ def pbmc_bulk(
         Local data folder, the only place read when given (see :func:`data_dir`); the files read are
         ``pbmc_flow_quasar/<cohort>_bulk.csv.gz`` and ``pbmc_flow_quasar/<cohort>_ground_truth.csv``. Without it, the
         files come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were
-        converted from R objects of github.com/SergejRuff/QuasarDeconData, so they cannot be downloaded: the error names
-        the deposit and how to build them (:func:`registry`). The ``monaco2019_pbmc`` table of ``fine_fractions`` is
-        downloaded when missing.
+        converted from R objects of github.com/SergejRuff/QuasarDeconData: when missing, that ``.rda`` file is
+        downloaded into the cache (SHA-256 checked) and the CSV files are built from it with ``rdata``. The
+        ``monaco2019_pbmc`` table of ``fine_fractions`` is downloaded when missing.
     fine_fractions
         Also load the 29 fine flow-cytometry populations of Monaco et al. 2019 (Table S6; folder
         ``monaco2019_pbmc``, percent / 100) into ``obsm["fractions_fine"]``. Only for ``"GSE107011"``.

@@ -1,0 +1,122 @@
+"""Build the files converted from public R ``.rda`` objects: download the sources with pooch, convert with ``rdata``.
+
+A converted file (``DataFile.url is None``) has no public copy; when a builder for its folder is in
+:data:`BUILDERS`, :func:`build` downloads the source ``.rda`` file(s) named in ``DataFile.sources`` into
+``<cache>/<folder>/sources/`` (each checked against its SHA-256), reads them with the :mod:`rdata` package (a
+dependency: pure Python, its own dependencies are already those of decode-omics) and writes the files of that folder
+next to them, the way the project's shared copy was made (see its ``MANIFEST.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from ._sources import REGISTRY, DataFile
+
+logger = logging.getLogger("decode_omics")
+
+#: Folder inside ``<cache>/<folder>/`` the downloaded source files are kept in.
+SOURCES_DIR = "sources"
+
+
+def _frame(array, index_name: str) -> pd.DataFrame:
+    """A 2-D labelled array (as :mod:`rdata` returns an R matrix with dimnames) as a data frame."""
+    rows, cols = array.dims
+    index = [str(v) for v in array.coords[rows].values]
+    frame = pd.DataFrame(array.values, index=index, columns=[str(v) for v in array.coords[cols].values])
+    frame.index.name = index_name
+    return frame
+
+
+def quasar_files(obj: dict) -> dict[str, pd.DataFrame]:
+    """The bulk and ground-truth tables of one QuasarDeconData cohort list.
+
+    Parameters
+    ----------
+    obj
+        The R list of ``data/<cohort>.rda`` as read by :func:`rdata.read_rda`: ``bulk_expression_profiles`` (genes x
+        samples), ``ground_truth_proportions`` (samples x cell types) and, for GSE107011, ``ensembl_ids``.
+
+    Returns
+    -------
+    ``{"bulk": genes x samples (index ``feature``; first column ``ensembl_ids`` when the list has it),
+    "ground_truth": samples x cell types (index ``sample``)}``.
+    """
+    bulk = _frame(obj["bulk_expression_profiles"], "feature")
+    if "ensembl_ids" in obj:
+        bulk.insert(0, "ensembl_ids", [str(v) for v in obj["ensembl_ids"]])
+    return {"bulk": bulk, "ground_truth": _frame(obj["ground_truth_proportions"], "sample")}
+
+
+def _build_quasar(sources: dict[str, Path], out: Path) -> None:
+    import rdata
+
+    for name, path in sources.items():
+        cohort = name.removesuffix(".rda")
+        tables = quasar_files(rdata.read_rda(str(path))[cohort])
+        tables["bulk"].to_csv(out / f"{cohort}_bulk.csv.gz", compression={"method": "gzip", "mtime": 0})
+        tables["ground_truth"].to_csv(out / f"{cohort}_ground_truth.csv")
+
+
+#: Builders by data-set folder: ``builder({source file name: local path}, output folder)`` writes its files.
+BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {"pbmc_flow_quasar": _build_quasar}
+
+
+def can_build(entry: DataFile) -> bool:
+    """Whether :func:`build` can make ``entry`` from its public sources."""
+    return entry.url is None and entry.folder in BUILDERS and bool(entry.sources)
+
+
+def build(entry: DataFile, target: Path, download: Callable[[DataFile, Path], Path]) -> Path:
+    """Download the sources of a converted file into the cache and build it (and the other files they make).
+
+    Parameters
+    ----------
+    entry
+        The registry entry of the converted file (:func:`can_build` must be true).
+    target
+        Where the file goes: ``<cache>/<folder>/<name>``.
+    download
+        The checksummed download of :mod:`._registry` (``download(entry, target) -> path``).
+
+    Returns
+    -------
+    ``target``, now built.
+
+    Raises
+    ------
+    ImportError
+        Without the :mod:`rdata` package (a dependency of decode-omics; ``pip install "rdata>=1.0"``).
+    ConnectionError, ValueError
+        As the download (unreachable source, checksum mismatch).
+    """
+    try:
+        import rdata  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"Building {entry.key!r} from its public R source(s) needs the `rdata` package, a dependency of "
+            'decode-omics that is missing here: pip install "rdata>=1.0".'
+        ) from err
+    # the source(s) of the file that is asked for, plus those of the other files its builder writes
+    wanted = {url: sha for e in REGISTRY.values() if e.folder == entry.folder for url, sha in e.sources}
+    wanted.update(dict(entry.sources))
+    folder = target.parent / SOURCES_DIR
+    sources = {}
+    for url, sha in wanted.items():
+        base, name = url.rsplit("/", 1)
+        src = DataFile(entry.folder, name, sha, deposit=entry.deposit, base_url=base + "/")
+        sources[name] = download(src, folder / name)
+    logger.info("Building %s from %s ...", entry.key, ", ".join(sources))
+    tmp = target.parent / ".building"
+    tmp.mkdir(parents=True, exist_ok=True)
+    BUILDERS[entry.folder](sources, tmp)
+    for f in tmp.iterdir():  # move into place only once every file is written
+        f.replace(target.parent / f.name)
+    tmp.rmdir()
+    if not target.is_file():
+        raise RuntimeError(f"Building {entry.key!r} from {', '.join(sources)} did not write {target}")
+    return target

@@ -1,0 +1,128 @@
+"""Converted data sets built from their public R sources: tiny ``.rda`` files written here with ``rdata``, served
+from 127.0.0.1 in place of the deposit, downloaded (checksummed) into the cache and converted.
+
+Offline like ``test_datasets_download.py``, whose fixtures are reused: no local data folder, the cache in a
+temporary folder, and any connection beyond the loopback fails the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+from test_datasets_download import offline, server, sha256  # noqa: F401  (fixtures)
+
+from decode_omics import datasets as ds
+from decode_omics.datasets import _convert, _registry
+
+rdata = pytest.importorskip("rdata")
+xr = pytest.importorskip("xarray")
+to_r = pytest.importorskip("rdata.conversion.to_r")
+
+TYPES = ["Bcells", "CD4Tcells", "CD8Tcells", "Monocytes", "NK", "Unknown"]
+
+
+def _matrix(data, converter):
+    """An R numeric matrix with dimnames (column-major), as R saves one, from a 2-D labelled array."""
+    attributes = converter.convert_to_r_attributes(
+        {
+            "dim": np.array(data.shape, dtype=np.int32),
+            "dimnames": [np.array([str(v) for v in data.coords[d].values]) for d in data.dims],
+        }
+    )
+    values = np.asarray(data.values, dtype=float).ravel(order="F")
+    return to_r.build_r_object(rdata.parser.RObjectType.REAL, value=values, attributes=attributes)
+
+
+def _labelled(values, rows, cols):
+    return xr.DataArray(np.asarray(values, dtype=float), dims=("dim_0", "dim_1"), coords={"dim_0": rows, "dim_1": cols})
+
+
+def write_quasar_rda(path, cohort: str, ensembl: bool) -> bytes:
+    """A tiny QuasarDeconData cohort list (3 genes x 2 samples) saved as ``<cohort>.rda``; returns its bytes."""
+    bulk = _labelled([[1.5, 0.0], [2.0, 3.25], [0.0, 4.0]], ["G1", "G2", "G3"], ["s1", "s2"])
+    truth = _labelled([[0.1, 0.2, 0.3, 0.2, 0.1, 0.1], [0.25, 0.25, 0.1, 0.2, 0.1, 0.1]], ["s2", "s1"], TYPES)
+    obj = {"ground_truth_proportions": truth, "bulk_expression_profiles": bulk}
+    if ensembl:
+        obj["ensembl_ids"] = np.array(["E1.1", "E2.1", "E3.1"])
+    classes = {**to_r.DEFAULT_CLASS_MAP, xr.DataArray: _matrix}
+    rdata.write_rda(str(path), {cohort: obj}, constructor_dict=classes)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def quasar(monkeypatch, server):  # noqa: F811
+    """The two cohorts' tiny ``.rda`` served by ``server``; the registry's sources point there."""
+    checksums = {}
+    for cohort in ("GSE107011", "GSE107572"):
+        data = write_quasar_rda(server.root / "deposit" / f"{cohort}.rda", cohort, ensembl=cohort == "GSE107011")
+        checksums[cohort] = sha256(data)
+    for key, entry in list(_registry.REGISTRY.items()):
+        if entry.folder == "pbmc_flow_quasar":
+            cohort = entry.name.split("_", 1)[0]
+            sources = ((f"{server.url}{cohort}.rda", checksums[cohort]),)
+            monkeypatch.setitem(_registry.REGISTRY, key, dataclasses.replace(entry, sources=sources))
+    return checksums
+
+
+def test_quasar_is_built_from_its_sources_and_cached(quasar, server, offline):  # noqa: F811
+    a = ds.pbmc_bulk("GSE107011")
+    assert list(a.obs_names) == ["s1", "s2"] and list(a.var_names) == ["G1", "G2", "G3"]
+    np.testing.assert_array_equal(a.X, np.array([[1.5, 2.0, 0.0], [0.0, 3.25, 4.0]], dtype=np.float32))
+    assert list(a.var["ensembl_id"]) == ["E1.1", "E2.1", "E3.1"]
+    np.testing.assert_allclose(a.obsm["fractions"].loc["s1"].sum(), 1.0)
+    assert a.obsm["fractions"].loc["s2"].iloc[0] == pytest.approx(0.1)  # rows follow the bulk samples
+    # both cohorts' sources are downloaded once (one builder writes the folder), kept under sources/
+    assert sorted(server.hits) == ["/deposit/GSE107011.rda", "/deposit/GSE107572.rda"]
+    built = offline / "pbmc_flow_quasar"
+    assert {p.name for p in built.iterdir()} == {
+        "GSE107011_bulk.csv.gz",
+        "GSE107011_ground_truth.csv",
+        "GSE107572_bulk.csv.gz",
+        "GSE107572_ground_truth.csv",
+        "sources",
+    }
+    b = ds.pbmc_bulk("GSE107572")  # built already: nothing downloaded again
+    assert "ensembl_id" not in b.var and b.shape == (2, 3)
+    ds.pbmc_bulk("GSE107011")
+    assert len(server.hits) == 2
+    assert ds.registry().loc["pbmc_flow_quasar/GSE107011_bulk.csv.gz", "built_from_sources"]
+
+
+def test_wrong_source_checksum_builds_nothing(monkeypatch, quasar, offline):  # noqa: F811
+    key = "pbmc_flow_quasar/GSE107572_bulk.csv.gz"
+    entry = _registry.REGISTRY[key]
+    monkeypatch.setitem(_registry.REGISTRY, key, dataclasses.replace(entry, sources=((entry.sources[0][0], "0" * 64),)))
+    with pytest.raises(ValueError, match="does not match its registered checksum"):
+        ds.pbmc_bulk("GSE107572")
+    assert not list((offline / "pbmc_flow_quasar").glob("*.csv*"))
+
+
+def test_unreachable_source_gives_a_clear_error(monkeypatch, offline):  # noqa: F811
+    from test_datasets_download import closed_port_url
+
+    key = "pbmc_flow_quasar/GSE107572_ground_truth.csv"
+    for k, entry in list(_registry.REGISTRY.items()):
+        if entry.folder == "pbmc_flow_quasar":
+            url = closed_port_url() + entry.sources[0][0].rsplit("/", 1)[1]
+            monkeypatch.setitem(_registry.REGISTRY, k, dataclasses.replace(entry, sources=((url, "0" * 64),)))
+    with pytest.raises(ConnectionError, match="Could not download"):
+        _registry.fetch(*key.split("/"))
+
+
+def test_without_rdata_the_error_says_how_to_install_it(monkeypatch, quasar, server):  # noqa: F811
+    monkeypatch.setitem(sys.modules, "rdata", None)
+    with pytest.raises(ImportError, match=r"pip install \"rdata>=1\.0\""):
+        ds.pbmc_bulk("GSE107011")
+    assert server.hits == []
+
+
+def test_registry_says_which_converted_files_are_built():
+    table = ds.registry()
+    built = table[table["built_from_sources"]]
+    assert set(built["folder"]) == {"pbmc_flow_quasar"} and len(built) == 4
+    assert built["url"].isna().all() and all(row for row in built["sources"])
+    assert not table.loc["pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad", "built_from_sources"]
+    assert _convert.can_build(_registry.REGISTRY["pbmc_flow_quasar/GSE107572_ground_truth.csv"])
