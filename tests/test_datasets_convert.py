@@ -122,7 +122,38 @@ def test_without_rdata_the_error_says_how_to_install_it(monkeypatch, quasar, ser
 def test_registry_says_which_converted_files_are_built():
     table = ds.registry()
     built = table[table["built_from_sources"]]
-    assert set(built["folder"]) == {"pbmc_flow_quasar"} and len(built) == 4
+    assert set(built["folder"]) == {"pbmc_flow_quasar", "pbmc_sorted_10x_mudan"} and len(built) == 5
     assert built["url"].isna().all() and all(row for row in built["sources"])
-    assert not table.loc["pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad", "built_from_sources"]
+    assert not table.loc["citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad", "built_from_sources"]
     assert _convert.can_build(_registry.REGISTRY["pbmc_flow_quasar/GSE107572_ground_truth.csv"])
+
+
+# ------------------------------------------------------------------------------------------------- MUDAN sorted PBMC
+def test_mudan_reference_is_built_from_its_two_sources(monkeypatch, server, offline):  # noqa: F811
+    cells = ["bcellsAAA-1", "bcellsCCC-1", "nkGGG-1"]
+    counts = _labelled([[0, 3, 1], [2, 0, 0], [5, 1, 7], [0, 0, 4]], ["GA", "GB", "GC", "GD"], cells)
+    classes = {**to_r.DEFAULT_CLASS_MAP, xr.DataArray: _matrix}
+    deposit = server.root / "deposit"
+    rdata.write_rda(str(deposit / "referenceCounts.rda"), {"referenceCounts": counts}, constructor_dict=classes)
+    rdata.write_rda(str(deposit / "referenceAnnot.rda"), {"referenceAnnot": np.array(["bcells", "bcells", "nk"])})
+    key = "pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad"
+    sources = tuple(
+        (f"{server.url}{name}", sha256((deposit / name).read_bytes()))
+        for name in ("referenceCounts.rda", "referenceAnnot.rda")
+    )
+    monkeypatch.setitem(_registry.REGISTRY, key, dataclasses.replace(_registry.REGISTRY[key], sources=sources))
+    a = ds.pbmc_sorted_10x()
+    assert list(a.obs_names) == cells and list(a.var_names) == ["GA", "GB", "GC", "GD"]
+    np.testing.assert_array_equal(a.X.toarray(), np.array([[0, 2, 5, 0], [3, 0, 1, 0], [1, 0, 7, 4]], dtype=np.float32))
+    assert a.X.dtype == np.float32
+    assert list(a.obs["cell_type"]) == ["bcells", "bcells", "nk"] and list(a.obs["broad_type"]) == ["B", "B", "NK"]
+    assert sorted(server.hits) == ["/deposit/referenceAnnot.rda", "/deposit/referenceCounts.rda"]
+    assert (offline / key).is_file()
+    ds.pbmc_sorted_10x()  # cached
+    assert len(server.hits) == 2
+
+
+def test_mudan_labels_must_match_the_cells():
+    counts = _labelled([[1, 2]], ["GA"], ["c1", "c2"])
+    with pytest.raises(ValueError, match="1 labels for 2 cells"):
+        _convert.mudan_adata(counts, np.array(["nk"]))

@@ -227,9 +227,10 @@ def test_converted_file_is_not_downloaded(monkeypatch, offline):
 
 
 def test_converted_data_set_loader_names_its_deposit():
-    with pytest.raises(FileNotFoundError, match=r"github\.com/JEFworks/MUDAN.*DECODE_OMICS_DATA") as err:
-        ds.pbmc_sorted_10x()
-    assert "referenceCounts.rda d44df269ab223db3" in str(err.value)  # the source file and its checksum
+    # (a data set without a builder in _convert: pbmc_bulk and pbmc_sorted_10x are built from their sources)
+    with pytest.raises(FileNotFoundError, match=r"github\.com/SydneyBioX/CiteFuse.*DECODE_OMICS_DATA") as err:
+        ds.eccite_pbmc()
+    assert "CITEseq_example.rda ff1063648dcef122" in str(err.value)  # the source file and its checksum
     with pytest.raises(FileNotFoundError, match="No public data folder found"):
         ds.data_dir()  # data_dir() still only locates a local folder
 

@@ -62,8 +62,48 @@ def _build_quasar(sources: dict[str, Path], out: Path) -> None:
         tables["ground_truth"].to_csv(out / f"{cohort}_ground_truth.csv")
 
 
+def mudan_adata(counts, annot):
+    """The sorted-PBMC reference of MUDAN as AnnData, from ``referenceCounts`` and ``referenceAnnot``.
+
+    Parameters
+    ----------
+    counts
+        ``referenceCounts`` as read by :func:`rdata.read_rda`: UMI counts, genes x cells with dimnames.
+    annot
+        ``referenceAnnot``: the sorted population of each cell, in the order of the count matrix's columns.
+
+    Returns
+    -------
+    Cells x genes :class:`~anndata.AnnData`: ``X`` float32 CSR counts, ``obs["cell_type"]`` categorical (sorted
+    categories); obs and var indices named ``dim_1`` and ``dim_0``, as in the shared copy.
+    """
+    import anndata
+    import numpy as np
+    from scipy import sparse
+
+    genes, cells = counts.dims
+    labels = [str(v) for v in np.asarray(annot)]
+    if len(labels) != counts.shape[1]:
+        raise ValueError(f"referenceAnnot has {len(labels)} labels for {counts.shape[1]} cells of referenceCounts")
+    obs = pd.DataFrame(index=pd.Index([str(v) for v in counts.coords[cells].values], name=cells))
+    obs["cell_type"] = pd.Categorical(labels)
+    var = pd.DataFrame(index=pd.Index([str(v) for v in counts.coords[genes].values], name=genes))
+    return anndata.AnnData(sparse.csr_matrix(np.asarray(counts.values, dtype=np.float32).T), obs=obs, var=var)
+
+
+def _build_mudan(sources: dict[str, Path], out: Path) -> None:
+    import rdata
+
+    counts = rdata.read_rda(str(sources["referenceCounts.rda"]))["referenceCounts"]
+    annot = rdata.read_rda(str(sources["referenceAnnot.rda"]))["referenceAnnot"]
+    mudan_adata(counts, annot).write_h5ad(out / "pbmc_sorted_10x_ref.h5ad", compression="gzip")
+
+
 #: Builders by data-set folder: ``builder({source file name: local path}, output folder)`` writes its files.
-BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {"pbmc_flow_quasar": _build_quasar}
+BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {
+    "pbmc_flow_quasar": _build_quasar,
+    "pbmc_sorted_10x_mudan": _build_mudan,
+}
 
 
 def can_build(entry: DataFile) -> bool:

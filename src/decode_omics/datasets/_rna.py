@@ -40,9 +40,9 @@ def pbmc_sorted_10x(*, path: str | os.PathLike | None = None) -> AnnData:
     path
         Local data folder, the only place read when given (see :func:`data_dir`); the file read is
         ``pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad``. Without it, the files come from ``$DECODE_OMICS_DATA``,
-        ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R objects of
-        github.com/JEFworks/MUDAN, so they cannot be downloaded: the error names the deposit and how to build them
-        (:func:`registry`).
+        ``../shared/data`` or the download cache (:func:`cache_dir`). It was converted from R objects of
+        github.com/JEFworks/MUDAN: when missing, ``data/referenceCounts.rda`` and ``data/referenceAnnot.rda`` are
+        downloaded into the cache (SHA-256 checked) and the h5ad file is built from them with ``rdata``.
 
     Returns
     -------
