@@ -11,6 +11,7 @@ import dataclasses
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_datasets_download import offline, server, sha256  # noqa: F401  (fixtures)
 
@@ -122,7 +123,8 @@ def test_without_rdata_the_error_says_how_to_install_it(monkeypatch, quasar, ser
 def test_registry_says_which_converted_files_are_built():
     table = ds.registry()
     built = table[table["built_from_sources"]]
-    assert set(built["folder"]) == {"pbmc_flow_quasar", "pbmc_sorted_10x_mudan"} and len(built) == 5
+    assert set(built["folder"]) == {"pbmc_flow_quasar", "pbmc_sorted_10x_mudan", "metaboprofiles_kidney_metaproviz"}
+    assert len(built) == 7
     assert built["url"].isna().all() and all(row for row in built["sources"])
     assert not table.loc["citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad", "built_from_sources"]
     assert _convert.can_build(_registry.REGISTRY["pbmc_flow_quasar/GSE107572_ground_truth.csv"])
@@ -157,3 +159,33 @@ def test_mudan_labels_must_match_the_cells():
     counts = _labelled([[1, 2]], ["GA"], ["c1", "c2"])
     with pytest.raises(ValueError, match="1 labels for 2 cells"):
         _convert.mudan_adata(counts, np.array(["nk"]))
+
+
+# ------------------------------------------------------------------------------------------------- MetaProViz kidney
+def test_metaproviz_table_is_built_from_its_data_frame(monkeypatch, server, offline):  # noqa: F811
+    frame = pd.DataFrame(
+        {
+            "Code": ["MS_01", "MS_02", "MS_03"],
+            "Conditions": ["HK2", "786-O", "Pool"],
+            "Analytical_Replicates": [1.0, 1.0, 1.0],
+            "Biological_Replicates": [1.0, 2.0, 1.0],
+            "valine-d8": [10.5, 11.0, 12.0],
+            "lactate": [100.0, 250.25, 175.0],
+        },
+        index=pd.RangeIndex(1, 4),
+    )
+    deposit = server.root / "deposit"
+    rdata.write_rda(str(deposit / "intracell_raw.rda"), {"intracell_raw": frame})
+    for key, entry in list(_registry.REGISTRY.items()):
+        if entry.folder == "metaboprofiles_kidney_metaproviz":
+            name = entry.sources[0][0].rsplit("/", 1)[1]
+            url = f"{server.url}{name}"  # tissue_norm.rda is not served: only the one asked for must download
+            sources = ((url, sha256((deposit / name).read_bytes()) if (deposit / name).is_file() else "0" * 64),)
+            monkeypatch.setitem(_registry.REGISTRY, key, dataclasses.replace(entry, sources=sources))
+    monkeypatch.setattr(_convert, "_folder_sources", lambda entry: dict(entry.sources))
+    a = ds.kidney_metabolomics(include_qc=True)
+    assert list(a.obs_names) == ["MS_01", "MS_02", "MS_03"] and list(a.var_names) == ["valine-d8", "lactate"]
+    np.testing.assert_array_equal(a.X, np.array([[10.5, 100.0], [11.0, 250.25], [12.0, 175.0]], dtype=np.float32))
+    assert list(a.obs["is_qc"]) == [False, False, True] and bool(a.var.loc["valine-d8", "internal_standard"])
+    assert server.hits == ["/deposit/intracell_raw.rda"]
+    assert (offline / "metaboprofiles_kidney_metaproviz" / "intracell_raw.csv.gz").is_file()

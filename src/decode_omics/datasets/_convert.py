@@ -99,16 +99,38 @@ def _build_mudan(sources: dict[str, Path], out: Path) -> None:
     mudan_adata(counts, annot).write_h5ad(out / "pbmc_sorted_10x_ref.h5ad", compression="gzip")
 
 
+def _build_metaproviz(sources: dict[str, Path], out: Path) -> None:
+    import warnings
+
+    import rdata
+
+    for name, path in sources.items():
+        stem = name.removesuffix(".rda")
+        with warnings.catch_warnings():  # tibble classes (spec_tbl_df, tbl_df, tbl) are read as their data.frame
+            warnings.filterwarnings("ignore", message="Missing constructor for R class", category=UserWarning)
+            frame = rdata.read_rda(str(path))[stem]
+        frame.columns = [str(c) for c in frame.columns]  # the sample code is already the column `Code`
+        frame.to_csv(out / f"{stem}.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+
+
 #: Builders by data-set folder: ``builder({source file name: local path}, output folder)`` writes its files.
 BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {
     "pbmc_flow_quasar": _build_quasar,
     "pbmc_sorted_10x_mudan": _build_mudan,
+    "metaboprofiles_kidney_metaproviz": _build_metaproviz,
 }
 
 
 def can_build(entry: DataFile) -> bool:
     """Whether :func:`build` can make ``entry`` from its public sources."""
     return entry.url is None and entry.folder in BUILDERS and bool(entry.sources)
+
+
+def _folder_sources(entry: DataFile) -> dict[str, str]:
+    """``{url: sha256}`` of the sources of ``entry`` and of the other files of its folder (one build writes all)."""
+    wanted = {url: sha for e in REGISTRY.values() if e.folder == entry.folder for url, sha in e.sources}
+    wanted.update(dict(entry.sources))
+    return wanted
 
 
 def build(entry: DataFile, target: Path, download: Callable[[DataFile, Path], Path]) -> Path:
@@ -141,9 +163,7 @@ def build(entry: DataFile, target: Path, download: Callable[[DataFile, Path], Pa
             f"Building {entry.key!r} from its public R source(s) needs the `rdata` package, a dependency of "
             'decode-omics that is missing here: pip install "rdata>=1.0".'
         ) from err
-    # the source(s) of the file that is asked for, plus those of the other files its builder writes
-    wanted = {url: sha for e in REGISTRY.values() if e.folder == entry.folder for url, sha in e.sources}
-    wanted.update(dict(entry.sources))
+    wanted = _folder_sources(entry)
     folder = target.parent / SOURCES_DIR
     sources = {}
     for url, sha in wanted.items():
