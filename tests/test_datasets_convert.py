@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -123,10 +124,9 @@ def test_without_rdata_the_error_says_how_to_install_it(monkeypatch, quasar, ser
 def test_registry_says_which_converted_files_are_built():
     table = ds.registry()
     built = table[table["built_from_sources"]]
-    assert set(built["folder"]) == {"pbmc_flow_quasar", "pbmc_sorted_10x_mudan", "metaboprofiles_kidney_metaproviz"}
-    assert len(built) == 7
-    assert built["url"].isna().all() and all(row for row in built["sources"])
-    assert not table.loc["citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad", "built_from_sources"]
+    assert built.index.equals(table.index[table["url"].isna()])  # every converted file, and only those
+    assert len(built) == 9 and all(row for row in built["sources"])
+    assert not table.loc["scp_murine_cellline/murine_N2_SCP.h5ad", "built_from_sources"]
     assert _convert.can_build(_registry.REGISTRY["pbmc_flow_quasar/GSE107572_ground_truth.csv"])
 
 
@@ -189,3 +189,53 @@ def test_metaproviz_table_is_built_from_its_data_frame(monkeypatch, server, offl
     assert list(a.obs["is_qc"]) == [False, False, True] and bool(a.var.loc["valine-d8", "internal_standard"])
     assert server.hits == ["/deposit/intracell_raw.rda"]
     assert (offline / "metaboprofiles_kidney_metaproviz" / "intracell_raw.csv.gz").is_file()
+
+
+# ------------------------------------------------------------------------------------------------- CiteFuse ECCITE-seq
+def _dgc(dense, rows, cols):
+    """A dgCMatrix as rdata reads it (rdata cannot write S4 objects, so the tests build its slots)."""
+    from scipy import sparse
+
+    m = sparse.csc_matrix(np.asarray(dense, dtype=float))
+    dimnames = [np.array(rows), np.array(cols)]
+    return SimpleNamespace(Dim=np.array(m.shape, dtype=np.int32), Dimnames=dimnames, i=m.indices, p=m.indptr, x=m.data)
+
+
+CELLS = ["AAAC", "CCCG", "GGGT"]
+CITEFUSE = {
+    "RNA": _dgc([[0, 2, 1], [3, 0, 0]], ["hg19_GA", "hg19_GB"], CELLS),
+    "ADT": _dgc([[5, 0, 7], [1, 1, 0], [0, 4, 2]], ["CD4", "IgG1", "CD8"], CELLS),
+    "HTO": _dgc([[9, 0, 1], [0, 8, 0], [1, 1, 6], [0, 0, 0]], ["HTO28_5P", "HTO29_5P", "HTO30_5P", "HTO44_5P"], CELLS),
+}
+
+
+def test_citefuse_matrices_become_cells_by_features():
+    out = _convert.citefuse_adatas(CITEFUSE)
+    rna, adt = out["RNA"], out["ADT"]
+    assert list(rna.obs_names) == CELLS and list(rna.var_names) == ["hg19_GA", "hg19_GB"]
+    np.testing.assert_array_equal(rna.X.toarray(), np.array([[0, 3], [2, 0], [1, 0]], dtype=np.float32))
+    np.testing.assert_array_equal(adt.X.toarray(), np.array([[5, 1, 0], [0, 1, 4], [7, 0, 2]], dtype=np.float32))
+    assert rna.X.dtype == np.float32 and list(adt.obs.columns) == [f"HTO_HTO{n}_5P" for n in (28, 29, 30, 44)]
+    assert list(adt.obs["HTO_HTO28_5P"]) == [9.0, 0.0, 1.0] and adt.obs["HTO_HTO28_5P"].dtype == np.float32
+    other = dict(CITEFUSE, ADT=_dgc([[1, 2, 3]], ["CD4"], ["x", "y", "z"]))
+    with pytest.raises(ValueError, match="ADT cells differ"):
+        _convert.citefuse_adatas(other)
+
+
+def test_citefuse_is_downloaded_and_built(monkeypatch, server, offline):  # noqa: F811
+    # the served bytes stand for the .rda (checksummed as usual); rdata's reading is replaced by the slots it returns
+    data = b"stand-in for CITEseq_example.rda"
+    (server.root / "deposit" / "CITEseq_example.rda").write_bytes(data)
+    for key, entry in list(_registry.REGISTRY.items()):
+        if entry.folder == "citeseq_eccite_pbmc_citefuse":
+            sources = ((f"{server.url}CITEseq_example.rda", sha256(data)),)
+            monkeypatch.setitem(_registry.REGISTRY, key, dataclasses.replace(entry, sources=sources))
+    read = []
+    monkeypatch.setattr(rdata, "read_rda", lambda f: read.append(f) or {"CITEseq_example": CITEFUSE})
+    m = ds.eccite_pbmc()
+    assert list(m.obs_names) == CELLS and m.mod["prot"].var["isotype_control"].tolist() == [False, True, False]
+    assert list(m.mod["rna"].var["gene_symbol"]) == ["GA", "GB"]
+    assert server.hits == ["/deposit/CITEseq_example.rda"] and len(read) == 1
+    assert read[0].endswith("citeseq_eccite_pbmc_citefuse/sources/CITEseq_example.rda")
+    ds.eccite_pbmc()  # both files built at once, then cached
+    assert len(server.hits) == 1 and len(read) == 1

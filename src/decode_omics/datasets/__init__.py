@@ -4,9 +4,8 @@ The loaders read each file from the first of: the ``path=`` argument (only there
 project's ``../shared/data``; the download cache (:func:`cache_dir`: ``$DECODE_OMICS_CACHE`` or
 ``pooch.os_cache("decode-omics")``); else they download it from its public deposit with pooch and check its SHA-256.
 :func:`registry` lists every file, its deposit, URL and checksum; files converted from R objects have no public URL:
-those of :func:`pbmc_bulk`, :func:`pbmc_sorted_10x`, :func:`kidney_metabolomics` and
-:func:`kidney_tissue_metabolomics` are built in the cache from their downloaded R sources (``built_from_sources``);
-those of :func:`eccite_pbmc` must be built and placed locally (the loader's error says how).
+they are built in the cache from their R sources, downloaded and checked against their SHA-256
+(``built_from_sources``).
 """
 
 from ._demo import pbmc68k_reference_and_bulk

@@ -113,11 +113,66 @@ def _build_metaproviz(sources: dict[str, Path], out: Path) -> None:
         frame.to_csv(out / f"{stem}.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
 
 
+def _dgc_matrix(m):
+    """A dgCMatrix as :mod:`rdata` returns it (slots ``i``, ``p``, ``x``, ``Dim``, ``Dimnames``): CSC, rows, columns."""
+    import numpy as np
+    from scipy import sparse
+
+    n_rows, n_cols = (int(v) for v in m.Dim)
+    matrix = sparse.csc_matrix((np.asarray(m.x), np.asarray(m.i), np.asarray(m.p)), shape=(n_rows, n_cols))
+    return matrix, [str(v) for v in m.Dimnames[0]], [str(v) for v in m.Dimnames[1]]
+
+
+def citefuse_adatas(obj) -> dict:
+    """The RNA and ADT matrices of CiteFuse's ``CITEseq_example`` list as AnnData, with the hashtag counts in obs.
+
+    Parameters
+    ----------
+    obj
+        The R list as read by :func:`rdata.read_rda`: dgCMatrix ``RNA``, ``ADT`` and ``HTO`` (features x cells).
+
+    Returns
+    -------
+    ``{"RNA": AnnData, "ADT": AnnData}``, cells x features, ``X`` float32 CSR counts, ``obs["HTO_<name>"]`` float32
+    hashtag counts of each cell.
+    """
+    import anndata
+    import numpy as np
+    from scipy import sparse
+
+    hto, hto_names, hto_cells = _dgc_matrix(obj["HTO"])
+    hto = hto.toarray()
+    out = {}
+    for modality in ("RNA", "ADT"):
+        matrix, features, cells = _dgc_matrix(obj[modality])
+        if cells != hto_cells:
+            raise ValueError(f"CITEseq_example: the {modality} cells differ from the HTO cells")
+        obs = pd.DataFrame(index=pd.Index(cells))
+        for j, name in enumerate(hto_names):
+            obs[f"HTO_{name}"] = hto[j].astype(np.float32)
+        X = sparse.csr_matrix(matrix.T.astype(np.float32))
+        out[modality] = anndata.AnnData(X, obs=obs, var=pd.DataFrame(index=pd.Index(features)))
+    return out
+
+
+def _build_citefuse(sources: dict[str, Path], out: Path) -> None:
+    import warnings
+
+    import rdata
+
+    with warnings.catch_warnings():  # the S4 dgCMatrix has no constructor: it is read as its slots
+        warnings.filterwarnings("ignore", message="Missing constructor for R class", category=UserWarning)
+        obj = rdata.read_rda(str(sources["CITEseq_example.rda"]))["CITEseq_example"]
+    for modality, adata in citefuse_adatas(obj).items():
+        adata.write_h5ad(out / f"eccite_pbmc_{modality}.h5ad", compression="gzip")
+
+
 #: Builders by data-set folder: ``builder({source file name: local path}, output folder)`` writes its files.
 BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {
     "pbmc_flow_quasar": _build_quasar,
     "pbmc_sorted_10x_mudan": _build_mudan,
     "metaboprofiles_kidney_metaproviz": _build_metaproviz,
+    "citeseq_eccite_pbmc_citefuse": _build_citefuse,
 }
 
 

@@ -11,11 +11,11 @@ Each loader reads files ``<folder>/<file>`` (the layout of the project's ``../sh
 Step 5 exists only for files the loaders can read as published (``DataFile.url`` is set): byte-for-byte copies of a
 public file, checked against the shared copy's SHA-256, and one CSV whose public file only adds a UTF-8 byte-order
 mark, checked against the public file's SHA-256 (``DataFile.download_sha256``). The other files were converted from
-the deposit (R ``.rda`` objects to CSV / h5ad): no public file has their bytes, so they have no URL. Where
-:mod:`._convert` has a builder for the folder (``pbmc_flow_quasar``, ``pbmc_sorted_10x_mudan``,
-``metaboprofiles_kidney_metaproviz``), the source ``.rda`` file(s) are downloaded into the cache (checked against
-their SHA-256) and the file is built from them with the ``rdata`` package; otherwise the loader raises an error that
-names the deposit, the source files and their checksums, and how to build and place the file.
+the deposit (R ``.rda`` objects to CSV / h5ad): no public file has their bytes, so they have no URL. They are built
+instead (:mod:`._convert` has a builder for each of their folders): the source ``.rda`` file(s) are downloaded into
+``<cache>/<folder>/sources/``, checked against their SHA-256, and converted with the ``rdata`` package. A converted
+file without a builder raises an error that names the deposit, the source files and their checksums, and how to
+build and place the file.
 Local files (steps 1-3, and a converted file placed in the cache) are used as they are, without a checksum.
 """
 
