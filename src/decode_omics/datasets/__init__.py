@@ -3,8 +3,9 @@
 The loaders read each file from the first of: the ``path=`` argument (only there); ``$DECODE_OMICS_DATA``; the
 project's ``../shared/data``; the download cache (:func:`cache_dir`: ``$DECODE_OMICS_CACHE`` or
 ``pooch.os_cache("decode-omics")``); else they download it from its public deposit with pooch and check its SHA-256.
-:func:`registry` lists every file, its deposit, URL and checksum; files converted from R objects have no public URL
-and must be built and placed locally (the loader's error says how).
+:func:`registry` lists every file, its deposit, URL and checksum; files converted from R objects have no public URL:
+they are built in the cache from their R sources, downloaded and checked against their SHA-256
+(``built_from_sources``).
 """
 
 from ._demo import pbmc68k_reference_and_bulk

@@ -95,9 +95,9 @@ def kidney_metabolomics(*, path: str | os.PathLike | None = None, include_qc: bo
     path
         Local data folder, the only place read when given (see :func:`data_dir`); the file read is
         ``metaboprofiles_kidney_metaproviz/intracell_raw.csv.gz``. Without it, the files come from
-        ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R
-        objects of github.com/saezlab/MetaProViz, so they cannot be downloaded: the error names the deposit and how to
-        build them (:func:`registry`).
+        ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). It was converted from an
+        R data frame of github.com/saezlab/MetaProViz: when missing, ``data/intracell_raw.rda`` is downloaded into the
+        cache (SHA-256 checked) and the CSV file is built from it with ``rdata``.
     include_qc
         Keep the 10 pooled QC samples (default); ``False`` drops them (48 samples remain).
 
@@ -164,9 +164,9 @@ def kidney_tissue_metabolomics(*, path: str | os.PathLike | None = None) -> AnnD
     path
         Local data folder, the only place read when given (see :func:`data_dir`); the file read is
         ``metaboprofiles_kidney_metaproviz/tissue_norm.csv.gz``. Without it, the files come from ``$DECODE_OMICS_DATA``,
-        ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R objects of
-        github.com/saezlab/MetaProViz, so they cannot be downloaded: the error names the deposit and how to build them
-        (:func:`registry`).
+        ``../shared/data`` or the download cache (:func:`cache_dir`). It was converted from an R data frame of
+        github.com/saezlab/MetaProViz: when missing, ``data/tissue_norm.rda`` is downloaded into the cache (SHA-256
+        checked) and the CSV file is built from it with ``rdata``.
 
     Returns
     -------

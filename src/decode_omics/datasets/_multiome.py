@@ -45,8 +45,8 @@ def eccite_pbmc(*, path: str | os.PathLike | None = None, strip_genome_prefix: b
         Local data folder, the only place read when given (see :func:`data_dir`); the files read are
         ``citeseq_eccite_pbmc_citefuse/eccite_pbmc_RNA.h5ad`` and ``eccite_pbmc_ADT.h5ad``. Without it, the files come
         from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted
-        from R objects of github.com/SydneyBioX/CiteFuse, so they cannot be downloaded: the error names the deposit and
-        how to build them (:func:`registry`).
+        from an R list of github.com/SydneyBioX/CiteFuse: when missing, ``data/CITEseq_example.rda`` is downloaded
+        into the cache (SHA-256 checked) and the h5ad files are built from it with ``rdata``.
     strip_genome_prefix
         Use the plain gene symbols (without ``hg19_``) as RNA ``var_names``. The MuData's feature names are then not
         unique across modalities (see above; mudata warns about it).

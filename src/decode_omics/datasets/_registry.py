@@ -11,8 +11,11 @@ Each loader reads files ``<folder>/<file>`` (the layout of the project's ``../sh
 Step 5 exists only for files the loaders can read as published (``DataFile.url`` is set): byte-for-byte copies of a
 public file, checked against the shared copy's SHA-256, and one CSV whose public file only adds a UTF-8 byte-order
 mark, checked against the public file's SHA-256 (``DataFile.download_sha256``). The other files were converted from
-the deposit (R ``.rda`` objects to CSV / h5ad): no public file has their bytes, so they have no URL, and the loader
-raises an error that names the deposit, the source files and their checksums, and how to build and place the file.
+the deposit (R ``.rda`` objects to CSV / h5ad): no public file has their bytes, so they have no URL. They are built
+instead (:mod:`._convert` has a builder for each of their folders): the source ``.rda`` file(s) are downloaded into
+``<cache>/<folder>/sources/``, checked against their SHA-256, and converted with the ``rdata`` package. A converted
+file without a builder raises an error that names the deposit, the source files and their checksums, and how to
+build and place the file.
 Local files (steps 1-3, and a converted file placed in the cache) are used as they are, without a checksum.
 """
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import _paths
+from . import _convert, _paths
 from ._sources import REGISTRY, DataFile
 
 logger = logging.getLogger("decode_omics")
@@ -39,14 +42,16 @@ def registry() -> pd.DataFrame:
     Files with a ``url`` are downloaded from it when no local copy is found (see :func:`cache_dir`) and checked
     against ``download_sha256``. ``public_copy`` tells whether the project's shared copy is byte-identical to the
     public file (then ``sha256 == download_sha256``). Files without a ``url`` were converted from the deposit
-    (R objects to CSV / h5ad); ``note`` says how, and the loaders ask for them to be built and placed locally.
+    (R objects to CSV / h5ad); ``note`` says how. ``built_from_sources`` tells whether such a file is built
+    automatically from its ``sources`` (downloaded into the cache and converted with ``rdata``); the others must be
+    built and placed locally.
 
     Returns
     -------
     One row per file (index ``"<folder>/<name>"``) with columns ``folder``, ``file``, ``url``, ``deposit``,
     ``sha256`` (of the shared copy), ``download_sha256`` (checked on download; empty without a URL),
-    ``public_copy``, ``note`` and ``sources`` (for a converted file, ``{url: sha256}`` of the deposit files it was
-    converted from).
+    ``public_copy``, ``note``, ``sources`` (for a converted file, ``{url: sha256}`` of the deposit files it was
+    converted from) and ``built_from_sources``.
     """
     rows = {
         key: {
@@ -59,6 +64,7 @@ def registry() -> pd.DataFrame:
             "public_copy": f.public_copy,
             "note": f.note,
             "sources": dict(f.sources),
+            "built_from_sources": _convert.can_build(f),
         }
         for key, f in REGISTRY.items()
     }
@@ -123,7 +129,10 @@ def fetch(folder: str, name: str) -> Path:
     Raises
     ------
     FileNotFoundError
-        For a file converted from its deposit (no public URL) that is in no local folder and not in the cache.
+        For a file converted from its deposit (no public URL), with no builder in :mod:`._convert`, that is in no
+        local folder and not in the cache.
+    ImportError
+        When a converted file must be built from its R source(s) and the ``rdata`` package is missing.
     ConnectionError
         When the download fails (offline, URL unreachable, HTTP error).
     ValueError
@@ -141,6 +150,8 @@ def fetch(folder: str, name: str) -> Path:
     if entry.url is None:
         if target.is_file():  # built and placed by the user; not checksummed (a rebuild need not be byte-identical)
             return target
+        if _convert.can_build(entry):  # download its public R source(s) into the cache and convert them
+            return _convert.build(entry, target, _download)
         looked.append(str(target))
         sources = ", ".join(f"{url.rsplit('/', 1)[-1]} {sha}" for url, sha in entry.sources)
         sources = f"; SHA-256 of the source file(s): {sources}" if sources else ""

@@ -40,9 +40,9 @@ def pbmc_sorted_10x(*, path: str | os.PathLike | None = None) -> AnnData:
     path
         Local data folder, the only place read when given (see :func:`data_dir`); the file read is
         ``pbmc_sorted_10x_mudan/pbmc_sorted_10x_ref.h5ad``. Without it, the files come from ``$DECODE_OMICS_DATA``,
-        ``../shared/data`` or the download cache (:func:`cache_dir`). They were converted from R objects of
-        github.com/JEFworks/MUDAN, so they cannot be downloaded: the error names the deposit and how to build them
-        (:func:`registry`).
+        ``../shared/data`` or the download cache (:func:`cache_dir`). It was converted from R objects of
+        github.com/JEFworks/MUDAN: when missing, ``data/referenceCounts.rda`` and ``data/referenceAnnot.rda`` are
+        downloaded into the cache (SHA-256 checked) and the h5ad file is built from them with ``rdata``.
 
     Returns
     -------
@@ -114,9 +114,9 @@ def pbmc_bulk(
         Local data folder, the only place read when given (see :func:`data_dir`); the files read are
         ``pbmc_flow_quasar/<cohort>_bulk.csv.gz`` and ``pbmc_flow_quasar/<cohort>_ground_truth.csv``. Without it, the
         files come from ``$DECODE_OMICS_DATA``, ``../shared/data`` or the download cache (:func:`cache_dir`). They were
-        converted from R objects of github.com/SergejRuff/QuasarDeconData, so they cannot be downloaded: the error names
-        the deposit and how to build them (:func:`registry`). The ``monaco2019_pbmc`` table of ``fine_fractions`` is
-        downloaded when missing.
+        converted from R objects of github.com/SergejRuff/QuasarDeconData: when missing, that ``.rda`` file is
+        downloaded into the cache (SHA-256 checked) and the CSV files are built from it with ``rdata``. The
+        ``monaco2019_pbmc`` table of ``fine_fractions`` is downloaded when missing.
     fine_fractions
         Also load the 29 fine flow-cytometry populations of Monaco et al. 2019 (Table S6; folder
         ``monaco2019_pbmc``, percent / 100) into ``obsm["fractions_fine"]``. Only for ``"GSE107011"``.
