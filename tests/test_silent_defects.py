@@ -153,7 +153,7 @@ def test_integer_labels_stay_integers_in_the_model_and_are_named_in_anndata():
     ref.obs["cell_type"] = ref.obs["cell_type"].cat.codes.astype(int) * 10  # 0, 10, 20, 30
     with pytest.warns(UserWarning, match="not strings"):
         model = dco.tl.deconvolve(bulk, ref, "cell_type", model_kwargs=SMALL, train_kwargs=TINY, return_model=True)
-    assert list(model.get_fractions().columns) == [0, 10, 20, 30]
+    assert list(model.get_fractions().columns) == model.labels == [0, 10, 20, 30]
     assert list(bulk.obsm["decode"].columns) == ["0", "10", "20", "30"]  # AnnData needs string column names
 
 

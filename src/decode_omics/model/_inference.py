@@ -27,9 +27,9 @@ class InferenceMixin:
         return next(self.module.parameters()).device
 
     @property
-    def labels(self) -> list[str]:
-        """The known labels, in output order."""
-        return list(self.labels_)
+    def labels(self) -> list:
+        """The known labels, in output order, as the reference holds them (integer labels stay integers)."""
+        return list(self.label_values_ or self.labels_)
 
     @property
     def features(self) -> list[str]:
@@ -80,7 +80,7 @@ class InferenceMixin:
         warns in absolute mode when the unknown share cannot be trusted."""
         self._check_if_trained(warn=True)
         source = self._bulk_source(adata, layer, modality, scale, platform_correction)
-        columns = list(self.label_values_ or self.labels_) + (["unknown"] if self.mode_ == "absolute" else [])
+        columns = self.labels + (["unknown"] if self.mode_ == "absolute" else [])
         if self.mode_ == "absolute":
             warn_if_unknown_unreliable(source, self.module.label_profiles.cpu().numpy())
         return source, lambda x: self.module(x, denoise=self.denoise_), columns
