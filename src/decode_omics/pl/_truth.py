@@ -5,13 +5,23 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from .. import metrics
-from ._utils import UNKNOWN, finish, fractions_frame, label_colors, ordered_labels, shared_docs
+from ._utils import (
+    UNKNOWN,
+    check_intervals,
+    finish,
+    fractions_frame,
+    interval_frames,
+    label_colors,
+    level_text,
+    ordered_labels,
+    shared_docs,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,6 +53,25 @@ def _align_truth(estimate: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFr
     return estimate.loc[samples].astype(np.float64), truth.loc[samples].astype(np.float64)
 
 
+def _coverage(lower: pd.DataFrame, upper: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.Series, float]:
+    """Percentage of true values with ``lower <= truth <= upper``, per label and pooled, over the defined intervals.
+
+    NaN where a label has no interval.
+    """
+    lo, up, tru = lower.to_numpy(), upper.to_numpy(), truth.to_numpy()
+    defined = ~(np.isnan(lo) | np.isnan(up))
+    inside = (lo <= tru) & (tru <= up) & defined
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_label = 100 * inside.sum(axis=0) / defined.sum(axis=0)  # in this order: 57.5, not 57.49999
+    pooled = 100 * inside.sum() / defined.sum() if defined.any() else np.nan
+    return pd.Series(per_label, index=truth.columns), float(pooled)
+
+
+def _percent(value: float) -> str:
+    """A percentage rounded half up: ``57.5`` -> ``"58 %"``, ``56.5`` -> ``"57 %"``."""
+    return f"{np.floor(value + 0.5):.0f} %"
+
+
 @shared_docs
 def truth(
     adata: AnnData | None = None,
@@ -55,6 +84,7 @@ def truth(
     panel_size: float = 2.4,
     colors: Mapping | Sequence | str | None = None,
     size: float = 14,
+    intervals: bool | Literal["auto"] = "auto",
     show: bool | None = None,
     save: bool | str | Path | None = None,
 ) -> np.ndarray | None:
@@ -63,6 +93,14 @@ def truth(
     All panels share the axes from 0 to the largest fraction and show the identity line. Each title gives the
     label's CCC and RMSE (:func:`decode_omics.metrics.score`), the figure title the values pooled over samples x
     labels. Only samples with fractions on both sides (no NaN) are shown.
+
+    With intervals (``.obsm[f"{key}_lower"]`` and ``.obsm[f"{key}_upper"]``, written by
+    ``dco.tl.deconvolve(..., uncertainty=True)``), each point gets a vertical line from the lower to the upper bound
+    of its estimate's interval, and each title a third line with the coverage: the share of the label's samples whose
+    true fraction lies inside the interval (``lower <= truth <= upper``), e.g. "coverage 87 % of 90 % intervals"
+    (level from ``.uns[key]["uncertainty"]["level"]``, for a MuData key ``f"{base}_{mod}"`` also ``.uns[base]``); the
+    figure title gives the coverage pooled over samples x
+    labels. Coverage near the level means calibrated intervals; well below it, intervals too narrow.
 
     Parameters
     ----------
@@ -84,6 +122,10 @@ def truth(
         Label colours: a dict, a list in the order of the labels, or a matplotlib colormap name.
     size
         Marker size.
+    intervals
+        Draw the intervals and their coverage: ``"auto"`` when both bounds are stored for ``key`` (and the estimate
+        is read from ``adata``, not given as ``estimate=``), ``True`` requires them, ``False`` ignores them. The
+        bounds must have the same samples and labels as the estimate.
     show, save
         {show_save}
 
@@ -94,16 +136,29 @@ def truth(
     """
     import matplotlib.pyplot as plt
 
+    bounds = None
+    check_intervals(intervals)
+    if estimate is not None and intervals is True:
+        raise ValueError(
+            "intervals=True reads the bounds stored with the estimate in adata (.obsm[f'{key}_lower'] and "
+            ".obsm[f'{key}_upper']); leave out estimate= to use them."
+        )
     if estimate is None or truth is None:
         if adata is None:
             raise TypeError("Pass adata (with .obsm[key] and .obsm[truth_key]) or both estimate= and truth=.")
-        estimate = fractions_frame(adata, key, what="estimated fractions") if estimate is None else estimate
+        if estimate is None:
+            estimate = fractions_frame(adata, key, what="estimated fractions")
+            bounds = interval_frames(adata, key, estimate, intervals)
         truth = fractions_frame(adata, truth_key, what="true fractions") if truth is None else truth
     estimate = fractions_frame(estimate, key)
     truth = fractions_frame(truth, truth_key)
     est, tru = _align_truth(estimate, truth)
     scores = metrics.score(est, tru)
     labels = list(est.columns)
+    if bounds is not None:
+        level = bounds[2]
+        lower, upper = (b.reindex(index=est.index, columns=est.columns) for b in bounds[:2])
+        covered, pooled_coverage = _coverage(lower, upper, tru)
 
     n = len(labels)
     ncols = max(1, min(ncols, n))
@@ -119,15 +174,23 @@ def truth(
     )
     axs = axs.ravel()
     cmap = label_colors(labels, colors)
-    top = float(max(np.nanmax(est.to_numpy()), np.nanmax(tru.to_numpy()), 1e-3)) * 1.05
+    top = float(max(np.nanmax(est.to_numpy()), np.nanmax(tru.to_numpy()), 1e-3))
+    if bounds is not None and np.isfinite(upper.to_numpy()).any():
+        top = max(top, float(np.nanmax(upper.to_numpy())))
+    top *= 1.05
     for i, (ax, lab) in enumerate(zip(axs, labels)):
         ax.plot([0, top], [0, top], linestyle="--", color="0.55", linewidth=0.8, zorder=1)
-        ax.scatter(tru[lab], est[lab], s=size, color=cmap[lab], alpha=0.8, linewidths=0, zorder=2)
-        ax.set_title(
+        title = (
             f"{textwrap.shorten(str(lab), 32, placeholder='…')}\n"
-            f"CCC {scores.loc[lab, 'ccc']:.2f} · RMSE {scores.loc[lab, 'rmse']:.3f}",
-            fontsize=9,
+            f"CCC {scores.loc[lab, 'ccc']:.2f} · RMSE {scores.loc[lab, 'rmse']:.3f}"
         )
+        ax.scatter(tru[lab], est[lab], s=size, color=cmap[lab], alpha=0.8, linewidths=0, zorder=2)
+        if bounds is not None:  # drawn under the points
+            lines = ax.vlines(tru[lab], lower[lab], upper[lab], color=cmap[lab], alpha=0.45, linewidth=0.9, zorder=1.5)
+            lines.set_gid(f"interval {lab}")
+            if not np.isnan(covered[lab]):
+                title += f"\ncoverage {_percent(covered[lab])} of {level_text(level)}"
+        ax.set_title(title, fontsize=9)
         ax.set_xlim(-0.02 * top, top)  # room for the markers at 0
         ax.set_ylim(-0.02 * top, top)
         ax.set_aspect("equal", adjustable="box")
@@ -139,10 +202,9 @@ def truth(
             ax.xaxis.set_tick_params(labelbottom=True)
     for ax in axs[n:]:
         fig.delaxes(ax)
-    fig.suptitle(
-        f"pooled CCC {scores.loc['pooled', 'ccc']:.3f} · RMSE {scores.loc['pooled', 'rmse']:.3f} "
-        f"({est.shape[0]} samples, {n} labels)",
-        fontsize=10,
-    )
+    pooled = f"pooled CCC {scores.loc['pooled', 'ccc']:.3f} · RMSE {scores.loc['pooled', 'rmse']:.3f}"
+    if bounds is not None and not np.isnan(pooled_coverage):
+        pooled += f" · coverage {_percent(pooled_coverage)} of {level_text(level)}"
+    fig.suptitle(f"{pooled} ({est.shape[0]} samples, {n} labels)", fontsize=10)
     axs = axs[:n]
     return finish(fig, "truth", show=show, save=save, returned=axs)

@@ -147,3 +147,112 @@ def new_figure(figsize: tuple[float, float], ax: Any = None):
         return ax.figure, ax
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return fig, ax
+
+
+_DECONVOLVE_HINT = "Run `dco.tl.deconvolve(..., uncertainty=True)` to compute them"
+
+
+def _interval_frame(frame: Any, name: str, estimate: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``frame`` (``.obsm[name]``) as a float DataFrame with the samples and labels of ``estimate``, in its order."""
+    if not isinstance(frame, pd.DataFrame):
+        values = np.asarray(frame, dtype=np.float64)
+        if values.shape != estimate.shape:
+            raise ValueError(
+                f".obsm[{name!r}] has shape {values.shape}, but the fractions at .obsm[{key!r}] have {estimate.shape}."
+            )
+        return pd.DataFrame(values, index=estimate.index, columns=estimate.columns)
+    problems = []
+    for axis, mine, theirs in (("samples", frame.index, estimate.index), ("labels", frame.columns, estimate.columns)):
+        if mine.equals(theirs):
+            continue
+        extra, missing = mine.difference(theirs), theirs.difference(mine)
+        if len(extra) or len(missing) or mine.has_duplicates or theirs.has_duplicates:
+            problems.append(
+                f"its {axis} differ (not in the fractions: {extra[:3].tolist()}; missing: {missing[:3].tolist()})"
+            )
+    if problems:
+        raise ValueError(
+            f"The interval bounds at .obsm[{name!r}] do not match the fractions at .obsm[{key!r}]: "
+            f"{'; '.join(problems)}. The bounds need the same samples and labels as the fractions."
+        )
+    return frame.reindex(index=estimate.index, columns=estimate.columns).astype(np.float64)
+
+
+def interval_level(data: Any, key: str) -> float | None:
+    """The level of the intervals of ``key``: ``.uns[key]["uncertainty"]["level"]``, or ``None`` if not recorded.
+
+    For a MuData key ``f"{base}_{mod}"`` the level is also looked up under ``.uns[base]`` of the MuData and of the
+    modality.
+    """
+    places = [(getattr(data, "uns", None), key)]
+    for mod, adata in (getattr(data, "mod", None) or {}).items():
+        suffix = f"_{mod}"
+        if key.endswith(suffix) and len(key) > len(suffix):
+            base = key[: -len(suffix)]
+            places += [(getattr(data, "uns", None), base), (getattr(adata, "uns", None), base)]
+    for uns, name in places:
+        try:
+            level = float(uns[name]["uncertainty"]["level"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue
+        if 0 < level < 1:
+            return level
+    return None
+
+
+def check_intervals(intervals: Any) -> None:
+    """Raise unless ``intervals`` is ``True``, ``False`` or ``"auto"``."""
+    if intervals is not True and intervals is not False and not (isinstance(intervals, str) and intervals == "auto"):
+        raise ValueError(f"intervals={intervals!r}: pass True, False or 'auto'.")
+
+
+def interval_frames(
+    data: Any, key: str, estimate: pd.DataFrame, intervals: bool | str
+) -> tuple[pd.DataFrame, pd.DataFrame, float | None] | None:
+    """``(lower, upper, level)`` from ``.obsm[f"{key}_lower"]`` / ``.obsm[f"{key}_upper"]``, or ``None``.
+
+    ``intervals="auto"`` gives ``None`` when neither bound is stored, ``False`` always ``None``; ``True`` raises
+    when the bounds are missing. Both modes raise when only one bound is stored or the bounds do not match
+    ``estimate`` (same samples and labels, any order; returned in ``estimate``'s order) or lower > upper.
+    """
+    check_intervals(intervals)
+    if intervals is False:
+        return None
+    lower_key, upper_key = f"{key}_lower", f"{key}_upper"
+    obsm = getattr(data, "obsm", None)
+    if obsm is None:
+        if intervals is True:
+            raise ValueError(
+                "intervals=True, but a DataFrame of fractions carries no intervals: pass the AnnData (or MuData) "
+                f"with .obsm[{key!r}], .obsm[{lower_key!r}] and .obsm[{upper_key!r}]."
+            )
+        return None
+    present = [k for k in (lower_key, upper_key) if k in obsm]
+    if not present:
+        if intervals is True:
+            raise KeyError(
+                f"intervals=True, but there are no intervals for the fractions at .obsm[{key!r}]: "
+                f".obsm[{lower_key!r}] and .obsm[{upper_key!r}] are missing. {_DECONVOLVE_HINT}, "
+                "or pass intervals=False."
+            )
+        return None
+    if len(present) == 1:
+        (absent,) = {lower_key, upper_key} - set(present)
+        raise KeyError(
+            f"Found .obsm[{present[0]!r}] but not .obsm[{absent!r}]; the intervals need both bounds. "
+            f"{_DECONVOLVE_HINT}, or pass intervals=False."
+        )
+    lower = _interval_frame(obsm[lower_key], lower_key, estimate, key)
+    upper = _interval_frame(obsm[upper_key], upper_key, estimate, key)
+    swapped = (lower.to_numpy() > upper.to_numpy() + 1e-9).sum()  # NaN compares False
+    if swapped:
+        raise ValueError(
+            f".obsm[{lower_key!r}] is above .obsm[{upper_key!r}] for {swapped} sample x label pairs; "
+            "the lower bounds must not exceed the upper ones."
+        )
+    return lower, upper, interval_level(data, key)
+
+
+def level_text(level: float | None) -> str:
+    """``"90 % intervals"`` for ``level=0.9`` (``0.975`` -> ``"97.5 % intervals"``), ``"intervals"`` if unknown."""
+    return "intervals" if level is None else f"{100 * level:.3g} % intervals"
