@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .uncertainty import report_lines as uncertainty_lines
+
 #: Targets of the benchmark issue (pooled CCC), per scenario task (``None``: the scenario's tasks averaged within a
 #: seed), with "today's best peer" (the best figure known before this benchmark) and where that figure comes from.
 TARGETS = {
@@ -762,6 +764,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
     lines += _unseen_lines(scores)
     lines += _noise_table(scores)
     lines += _unknown_lines(summary, scores)
+    lines += uncertainty_lines(scores, static)
     peers = summary[summary["method"].isin(DL_PEERS) & np.isfinite(summary["seconds"])]  # failed runs have no time
     if not peers.empty:
         lines += [

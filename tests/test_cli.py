@@ -112,6 +112,20 @@ def test_deconvolve_h5ad_with_csv_and_model(files, tmp_path, capsys):
     pd.testing.assert_frame_equal(model.get_fractions(bulk), fractions, check_names=False, atol=1e-5)
 
 
+def test_deconvolve_uncertainty_writes_intervals(files, tmp_path, capsys, fast_training):
+    out, csv = tmp_path / "out.h5ad", tmp_path / "fractions.csv"
+    argv = _deconvolve_args(files["ref"], files["bulk"], out, "--csv", str(csv), "--uncertainty", "--level", "0.8")
+    assert main(argv) == 0
+    result = ad.read_h5ad(out)
+    lower, upper = result.obsm["decode_lower"], result.obsm["decode_upper"]
+    assert lower.shape == upper.shape == (N_SAMPLES, len(LABELS))
+    assert (lower.to_numpy() <= result.obsm["decode"].to_numpy() + 1e-9).all()
+    assert result.uns["decode"]["uncertainty"]["level"] == 0.8
+    table = pd.read_csv(csv, index_col=0)
+    assert list(table.columns) == LABELS + [f"{x}_lower" for x in LABELS] + [f"{x}_upper" for x in LABELS]
+    np.testing.assert_allclose(table[[f"{x}_upper" for x in LABELS]].to_numpy(), upper.to_numpy(), atol=1e-6)
+
+
 def test_backed_reference_and_given_scales(files, tmp_path, capsys, fast_training):
     out = tmp_path / "out.h5ad"
     ref_sha = _sha(files["ref"])

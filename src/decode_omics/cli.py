@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     dec.add_argument("--csv", default=None, metavar="FRACTIONS.csv", help="also write the fractions as CSV")
     dec.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="train an ensemble (about 3x the time) and write an interval per sample and label: obsm[KEY_lower] and "
+        "obsm[KEY_upper], and LABEL_lower / LABEL_upper columns in the CSV",
+    )
+    dec.add_argument("--level", type=float, default=0.9, help="level of the intervals (default: 0.9)")
+    dec.add_argument(
         "--save-model",
         default=None,
         metavar="DIR",
@@ -212,6 +219,8 @@ def _deconvolve(args) -> int:
             reference_scale=args.reference_scale,
             train_kwargs=train_kwargs,
             random_state=args.seed,
+            uncertainty=args.uncertainty,
+            level=args.level,
             return_model=True,
         )
     except (KeyError, ValueError, TypeError) as err:
@@ -219,10 +228,10 @@ def _deconvolve(args) -> int:
         raise InputError(str(message)) from err
     if multimodal:
         bulk.write_h5mu(out)
-        tables = {m: bulk.mod[m].obsm[args.key_added] for m in result}
+        tables = {m: _table(bulk.mod[m], args.key_added) for m in result}
     else:
         bulk.write_h5ad(out)
-        tables = {None: bulk.obsm[args.key_added]}
+        tables = {None: _table(bulk, args.key_added)}
         if args.save_model:
             result.save(args.save_model, overwrite=args.overwrite)
     if args.csv:
@@ -238,6 +247,17 @@ def _deconvolve(args) -> int:
         + "."
     )
     return 0
+
+
+def _table(adata, key: str):
+    """The fractions of ``adata.obsm[key]``, with ``<label>_lower`` / ``<label>_upper`` columns when intervals exist."""
+    import pandas as pd
+
+    fractions = adata.obsm[key]
+    if f"{key}_lower" not in adata.obsm:
+        return fractions
+    bounds = [adata.obsm[f"{key}_{side}"].add_suffix(f"_{side}") for side in ("lower", "upper")]
+    return pd.concat([fractions, *bounds], axis=1)
 
 
 def _predict(args) -> int:

@@ -6,6 +6,7 @@ import warnings
 with warnings.catch_warnings():
     # scvi-tools imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; its bars work without them
     warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    from ._ensemble import DECODEEnsemble
     from ._model import DECODE
     from ._module import ContrastiveDenoiser, DECODEModule, DeconvolutionHead, DomainAdversary, Encoder
     from ._training_plan import DECODETrainingPlan
@@ -13,6 +14,7 @@ with warnings.catch_warnings():
 __all__ = [
     "DECODE",
     "ContrastiveDenoiser",
+    "DECODEEnsemble",
     "DECODEModule",
     "DECODETrainingPlan",
     "DeconvolutionHead",

@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 
 from ._bulk import BulkSource, resolve_modality
 from ._calibration import log_residual_spread, warn_if_unknown_unreliable
+from ._ensemble import member_fractions
+from ._intervals import DEFAULT_LEVEL, interval_frames, intervals
 from ._registry import registered
 from ._settings import current_seed, shared_docs
 
@@ -89,8 +91,9 @@ class InferenceMixin:
     def get_fractions(
         self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
         scale: str = "auto", platform_correction: bool = True, batch_size: int = 1024, progress_bar: bool = False,
-    ) -> pd.DataFrame:  # fmt: skip
-        """Estimated fractions of every bulk sample.
+        return_interval: bool = False, level: float = DEFAULT_LEVEL,
+    ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+        """Estimated fractions of every bulk sample, and with ``return_interval=True`` an interval for each.
 
         Parameters
         ----------
@@ -99,14 +102,39 @@ class InferenceMixin:
         {batch_size}
         progress_bar
             Show progress over the samples (useful for a cohort on disk).
+        return_interval
+            Also return the lower and upper bounds of an interval per sample and label, at ``level``, calibrated in
+            :meth:`train` on held-out pseudo-tissues shifted as far from the reference as the registered bulk is,
+            and wider where the members of an ensemble (``n_members``) disagree
+            (:mod:`~decode_omics.model._intervals`). Samples from another platform than the registered bulk are
+            read with the registered bulk's calibration.
+        level
+            Intended share of true fractions inside their intervals (default 0.9).
 
         Returns
         -------
-        DataFrame, samples x labels (plus ``unknown`` in absolute mode); rows sum to 1.
+        DataFrame, samples x labels (plus ``unknown`` in absolute mode); rows sum to 1. With
+        ``return_interval=True``, ``(fractions, lower, upper)``: three DataFrames of that shape, ``lower <= fractions
+        <= upper`` within [0, 1].
         """
         source, fn, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
-        parts = [v for _, v in self._predict(source, fn, max(batch_size, 10_000), batch_size, progress_bar)]
-        return pd.DataFrame(np.concatenate(parts), index=source.obs_names, columns=columns)
+        if not return_interval:
+            parts = [v for _, v in self._predict(source, fn, max(batch_size, 10_000), batch_size, progress_bar)]
+            return pd.DataFrame(np.concatenate(parts), index=source.obs_names, columns=columns)
+        if self.interval_calibration_ is None:
+            raise ValueError(
+                "This model has no interval calibration (it is made at the end of train(); a model saved by an "
+                "earlier version, or an interrupted training, has none). Train it again to get intervals."
+            )
+
+        def flat_members(x):  # samples x (members * columns), so that blocks concatenate along samples
+            out = member_fractions(self.module, x, self.denoise_)
+            return out.permute(1, 0, 2).reshape(x.shape[0], -1)
+
+        parts = [v for _, v in self._predict(source, flat_members, max(batch_size, 10_000), batch_size, progress_bar)]
+        values = np.concatenate(parts).reshape(source.n_obs, self.n_members_, len(columns)).transpose(1, 0, 2)
+        keys = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
+        return interval_frames(*intervals(self.interval_calibration_, values, keys, level), source.obs_names, columns)
 
     @shared_docs
     def iter_fractions(

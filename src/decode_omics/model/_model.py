@@ -16,9 +16,10 @@ from scvi.model.base import BaseModelClass
 
 from .._engine.features import shared_features
 from ._calibration import fit_platform_gains, fit_transferable_features
+from ._ensemble import build_network, ensemble_file_layout, members
 from ._fit import fit_network
 from ._inference import InferenceMixin
-from ._module import DECODEModule, to_file_layout
+from ._intervals import fit_interval_calibration
 from ._pseudotissues import PseudoTissueSampler
 from ._reference import label_values, prepare_registered, refuse_silent_labels
 from ._registry import attach_reference, register, registered
@@ -72,6 +73,10 @@ class DECODE(InferenceMixin, BaseModelClass):
         references that are not count-like). The choices made are stored in ``pseudotissue_`` and ``standardize_``.
     min_cells
         Fewest reference cells a label must have.
+    n_members
+        Networks trained together (:class:`~decode_omics.model.DECODEEnsemble`, in one process on the same
+        pseudo-tissue batches). Their average is the estimate; their disagreement is part of the intervals of
+        :meth:`get_fractions` (``return_interval=True``). 1: one network.
 
     Attributes
     ----------
@@ -82,6 +87,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         After :meth:`train` on values read as stored (``scale="as_is"``): per model feature, how well the bulk
         follows the network's first estimates (a Series; ``None`` when not judged). Features below 0.5 are masked in
         the network (``module.transform.mask``).
+    interval_calibration_
+        After :meth:`train` with registered bulk: what the intervals of :meth:`get_fractions` are calibrated on (see
+        :mod:`~decode_omics.model._intervals`); ``None`` before.
 
     Examples
     --------
@@ -109,9 +117,12 @@ class DECODE(InferenceMixin, BaseModelClass):
         fractions: Literal["uniform", "dirichlet", "sparse"] = "dirichlet",
         standardize: bool | Literal["auto"] = "auto",
         min_cells: int = 3,
+        n_members: int = 1,
     ):
         if mode not in ("relative", "absolute"):
             raise ValueError(f"mode must be 'relative' or 'absolute', got {mode!r}.")
+        if int(n_members) != n_members or n_members < 1:
+            raise ValueError(f"n_members must be a positive integer, got {n_members!r}.")
         if bulk is not None and bulk is reference:
             raise ValueError("reference and bulk are the same object; pass the bulk samples as their own AnnData.")
         super().__init__(reference)
@@ -128,7 +139,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             bulk_adata, _ = registered(self.bulk_manager_)
             if bulk_adata.n_obs == 0:
                 raise ValueError("The bulk data hold 0 samples; pass at least one bulk sample (or bulk=None).")
-        self.platform_gains_ = self.feature_agreement_ = None  # set by train()
+        self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None  # set by train()
+        self.n_members_ = int(n_members)
         self.denoise_, self.train_settings_ = True, {}
         candidates = ref_adata.var_names
         if bulk_adata is not None:
@@ -177,10 +189,13 @@ class DECODE(InferenceMixin, BaseModelClass):
         """A freshly initialised network (seeded), with the reference's label profiles and input transform."""
         torch.manual_seed(current_seed())
         absolute = self.mode_ == "absolute"
-        self.module = DECODEModule(len(self.features_), len(self.labels_), absolute=absolute, **self.module_kwargs_)
-        self.module.label_profiles.copy_(torch.as_tensor(self._sampler.mean))
+        self.module = build_network(
+            len(self.features_), len(self.labels_), absolute=absolute, n_members=self.n_members_, **self.module_kwargs_
+        )
+        for member in members(self.module):
+            member.label_profiles.copy_(torch.as_tensor(self._sampler.mean))
         x = torch.as_tensor(self._sampler.sample(512, np.random.default_rng(current_seed()), views=False)["x"])
-        self.module.transform.fit(x, standardize=self.standardize_)
+        self.module.transform.fit(x, standardize=self.standardize_)  # one transform, shared by every member
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -327,12 +342,12 @@ class DECODE(InferenceMixin, BaseModelClass):
             logger.info("No bulk registered: the adversarial stage is off.")
             adversarial = False
         settings = TrainSettings.from_call(locals())
-        self.platform_gains_ = self.feature_agreement_ = None  # trained on, and calibrated to, the bulk as measured
+        # trained on, and calibrated to, the bulk as measured
+        self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None
         self.module.transform.mask.fill_(1.0)  # a new training reads every feature first
         completed = fit_network(self, settings)
         if platform_correction is None:
             platform_correction = self.mode_ == "relative"
-        masked = False
         masked = False
         if completed and platform_correction and self._reads_as_stored():
             keep = fit_transferable_features(self)
@@ -346,6 +361,7 @@ class DECODE(InferenceMixin, BaseModelClass):
                 self.module.transform.mask.copy_(torch.as_tensor(keep, dtype=self.module.transform.mask.dtype))
                 fit_network(self, settings)
         self.platform_gains_ = fit_platform_gains(self) if platform_correction else None
+        self.interval_calibration_ = fit_interval_calibration(self) if completed else None
         # what was applied, not what was asked for: with too few bulk samples nothing is fitted
         applied = self.platform_gains_ is not None or masked
         self.train_settings_ = settings.recorded() | {
@@ -366,7 +382,8 @@ class DECODE(InferenceMixin, BaseModelClass):
         overwrite
             Overwrite an existing folder.
         """
-        write_model_files(Path(dir_path), to_file_layout(self.module.state_dict()), model_attributes(self), overwrite)
+        weights = ensemble_file_layout(self.module.state_dict(), self.n_members_)
+        write_model_files(Path(dir_path), weights, model_attributes(self), overwrite)
 
     @classmethod
     def load(

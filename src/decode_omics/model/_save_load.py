@@ -12,7 +12,7 @@ from uuid import uuid4
 import pandas as pd
 import torch
 
-from ._module import DECODEModule, from_file_layout
+from ._ensemble import build_network, ensemble_from_file_layout
 
 WEIGHTS_FILE = "model_weights.pt"
 ATTRS_FILE = "model_attributes.json"
@@ -70,6 +70,7 @@ ATTRIBUTES = (
     ("mode", "mode_", None, str, str),
     ("bulk_scale", "bulk_scale_", None, lambda v: v, None),
     ("module_kwargs", "module_kwargs_", None, dict, dict),
+    ("n_members", "n_members_", 1, int, int),
     ("denoise", "denoise_", True, bool, bool),
     ("pseudotissue", "pseudotissue_", "parametric", str, str),
     ("standardize", "standardize_", False, bool, bool),
@@ -84,6 +85,7 @@ ATTRIBUTES = (
     ),
     ("platform_gains", "platform_gains_", None, lambda s: None if s is None else s.tolist(), None),
     ("feature_agreement", "feature_agreement_", None, lambda s: None if s is None else s.tolist(), None),
+    ("interval_calibration", "interval_calibration_", None, lambda c: c, None),
     ("init_params", "init_params_", {}, lambda p: json.loads(json.dumps(p, default=str)), dict),
 )
 
@@ -111,10 +113,14 @@ def restore_model(cls, path: Path, device) -> tuple:
     model = cls.__new__(cls)
     restore_attributes(model, attrs)
     n_features, n_labels = len(model.features_), len(model.labels_)
-    model.module = DECODEModule(n_features, n_labels, absolute=model.mode_ == "absolute", **model.module_kwargs_)
-    state.setdefault("transform.mask", torch.ones(n_features))  # files written before the mask existed
+    absolute = model.mode_ == "absolute"
+    model.module = build_network(
+        n_features, n_labels, absolute=absolute, n_members=model.n_members_, **model.module_kwargs_
+    )
+    if model.n_members_ == 1:
+        state.setdefault("transform.mask", torch.ones(n_features))  # files written before the mask existed
     try:
-        model.module.load_state_dict(from_file_layout(state))
+        model.module.load_state_dict(ensemble_from_file_layout(state, model.n_members_))
     except (RuntimeError, KeyError) as err:
         raise ValueError(f"The weights in {path} do not match its attributes file: {err}") from err
     # what scvi-tools' BaseModelClass.__init__ would have set, for a model without registered data

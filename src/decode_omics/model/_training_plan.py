@@ -8,6 +8,7 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
+from ._ensemble import DECODEEnsemble
 from ._module import DECODEModule
 
 
@@ -32,10 +33,14 @@ class DECODETrainingPlan(pl.LightningModule):
       2022), weighted by ``spread_weight``. Without it the encoder evades the discriminator by mapping every bulk
       sample to nearly one code, and the bulk's estimates lose their spread.
 
+    An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on the same batch, each with its own
+    input noise, dropout and discriminator; every logged loss is the members' average, and so is the validation loss
+    that early stopping watches.
+
     Parameters
     ----------
     module
-        The network.
+        The network, or an ensemble of networks.
     lr, weight_decay
         Adam settings.
     denoise, adversarial
@@ -61,7 +66,7 @@ class DECODETrainingPlan(pl.LightningModule):
 
     def __init__(
         self,
-        module: DECODEModule,
+        module: DECODEModule | DECODEEnsemble,
         *,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
@@ -98,11 +103,17 @@ class DECODETrainingPlan(pl.LightningModule):
         return 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
 
     def _losses(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
-        m = self.module
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
             batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
+        if not isinstance(self.module, DECODEEnsemble):
+            return self._network_losses(self.module, batch, train)
+        per_member = [self._network_losses(m, batch, train) for m in self.module.members]
+        return {k: torch.stack([losses[k] for losses in per_member]).mean() for k in per_member[0]}
+
+    def _network_losses(self, m: DECODEModule, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        """Every loss term of one network on one batch."""
         noise_sd = self.input_noise if train else 0.0
         # The order of the operations below is part of the result: a seed gives bit-identical weights only if every
         # code is computed, and every loss term added, in the same order.

@@ -13,6 +13,9 @@ from anndata import AnnData
 
 from .._engine.adata import lightweight
 
+#: Networks of the ensemble ``deconvolve(uncertainty=True)`` trains (their average is the estimate).
+UNCERTAINTY_MEMBERS = 4
+
 
 def _check_reference(reference, labels_key: str, what: str) -> None:
     if not isinstance(reference, AnnData):
@@ -31,16 +34,23 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
     _check_reference(reference, labels_key, "reference")
     ref = lightweight(reference, fit["reference_layer"], labels_key)
     blk = lightweight(bulk, fit["layer"])
+    model_kwargs = dict(fit["model_kwargs"] or {})
+    if fit["uncertainty"]:
+        model_kwargs.setdefault("n_members", UNCERTAINTY_MEMBERS)
     with seeded(fit["random_state"]):
         DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
         DECODE.setup_anndata(blk, scale=fit["scale"])
-        model = DECODE(ref, blk, mode=fit["mode"], **dict(fit["model_kwargs"] or {}))
+        model = DECODE(ref, blk, mode=fit["mode"], **model_kwargs)
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
         fit_seconds = time.perf_counter() - start
-        fractions = model.get_fractions()
-    fractions.index = bulk.obs_names.copy()
+        if fit["uncertainty"]:
+            frames = model.get_fractions(return_interval=True, level=fit["level"])
+        else:
+            frames = (model.get_fractions(),)
+    for frame in frames:
+        frame.index = bulk.obs_names.copy()
     if model.label_values_ is not None:
         warnings.warn(
             f"The labels in reference.obs[{labels_key!r}] are not strings ({model.label_values_[:5]}); AnnData "
@@ -49,8 +59,9 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
             UserWarning,
             stacklevel=3,
         )
-        fractions.columns = fractions.columns.map(str)
-    return model, fractions, fit_seconds
+        for frame in frames:
+            frame.columns = frame.columns.map(str)
+    return model, frames, fit_seconds
 
 
 def _diagnostics(model, fractions: pd.DataFrame) -> pd.DataFrame:
@@ -80,6 +91,8 @@ def deconvolve(
     reference_scale: str = "auto",
     model_kwargs: Mapping[str, Any] | None = None,
     train_kwargs: Mapping[str, Any] | None = None,
+    uncertainty: bool = False,
+    level: float = 0.9,
     copy: bool = False,
     return_model: bool = False,
     random_state: int = 0,
@@ -113,9 +126,17 @@ def deconvolve(
         ``"as_is"`` (both sides) sums and reads values as stored, for data with no linear scale (z-scores,
         log-ratios) whose samples were defined as sums of such values; relative mode only.
     model_kwargs
-        Keyword arguments for :class:`~decode_omics.model.DECODE`.
+        Keyword arguments for :class:`~decode_omics.model.DECODE` (``n_members``: networks averaged).
     train_kwargs
         Keyword arguments for :meth:`~decode_omics.model.DECODE.train` (e.g. ``max_epochs``).
+    uncertainty
+        Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; about 3x the time of
+        one) in one process, take their average as the estimate and add an interval per sample and label at
+        ``level``, calibrated on held-out pseudo-tissues shifted as far from the reference as the bulk is (see
+        :meth:`~decode_omics.model.DECODE.get_fractions`). The model sees the bulk it scores (transductive), and
+        the intervals' coverage measured on real cohorts is on the benchmark page.
+    level
+        Intended share of true fractions inside their intervals.
     copy
         Return a copy instead of writing to ``data``.
     return_model
@@ -134,11 +155,17 @@ def deconvolve(
     ``(copy, model)``). For an AnnData, sets
 
     - ``adata.obsm[key_added]``: fractions, a DataFrame of samples x labels (plus ``unknown`` in absolute mode);
+    - with ``uncertainty=True``: ``adata.obsm[f"{key_added}_lower"]`` and ``adata.obsm[f"{key_added}_upper"]``, the
+      bounds of the intervals (same shape), and ``adata.obs[f"{key_added}_interval_width"]``, each sample's mean
+      interval width over the labels;
+    - ``adata.obs[f"{key_added}_reference_fit"]`` (linear scales): how far each sample is from every non-negative mix
+      of the reference's labels (see :meth:`~decode_omics.model.DECODE.get_reference_fit`);
     - ``adata.uns[key_added]``: ``params`` (the settings, among them the detected ``reference_scale`` and
       ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features``
       (how many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's
       accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
-      and ``domain_distance``).
+      and ``domain_distance``), and with ``uncertainty=True`` ``uncertainty`` (``level``, ``n_members``, the platform
+      ``shift`` the intervals were calibrated for and how it was measured).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -157,7 +184,11 @@ def deconvolve(
         "model_kwargs": model_kwargs,
         "train_kwargs": train_kwargs,
         "random_state": random_state,
+        "uncertainty": uncertainty,
+        "level": level,
     }
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
     if isinstance(data, MuData):
         return _deconvolve_mudata(data, reference, labels_key, modality, key_added, copy, return_model, fit)
     if not isinstance(data, AnnData):
@@ -168,8 +199,8 @@ def deconvolve(
         raise ValueError("modality= applies to MuData input only.")
     start = logg.info(f"deconvolving {data.n_obs} samples with DECODE ({mode})")
     adata = data.copy() if copy else data
-    model, fractions, fit_seconds = _fit_one(adata, reference, labels_key, fit)
-    _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit)
+    model, frames, fit_seconds = _fit_one(adata, reference, labels_key, fit)
+    _write(adata, model, frames, fit_seconds, key_added, labels_key, fit)
     logg.info(
         "    finished",
         time=start,
@@ -197,8 +228,17 @@ def _returned(result, models, return_model: bool):
     return models if result is None else (result, models)
 
 
-def _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit) -> None:
+def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> None:
+    fractions = frames[0]
     adata.obsm[key_added] = fractions
+    if len(frames) == 3:
+        lower, upper = frames[1], frames[2]
+        adata.obsm[f"{key_added}_lower"], adata.obsm[f"{key_added}_upper"] = lower, upper
+        adata.obs[f"{key_added}_interval_width"] = (upper - lower).mean(axis=1).to_numpy()
+    if not model._reads_as_stored():
+        adata.obs[f"{key_added}_reference_fit"] = model.get_reference_fit(
+            adata, layer=fit["layer"], scale=fit["scale"]
+        ).to_numpy()
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
@@ -216,6 +256,15 @@ def _write(adata, model, fractions, fit_seconds, key_added, labels_key, fit) -> 
         "history": history,
         "diagnostics": _diagnostics(model, fractions),
     }
+    if len(frames) == 3:
+        calibration = model.interval_calibration_
+        adata.uns[key_added]["uncertainty"] = {
+            "level": fit["level"],
+            "n_members": model.n_members_,
+            "shift": calibration["shift"],
+            "shift_from": calibration["shift_from"],
+            "n_calibration_samples": calibration["n_samples"],
+        }
 
 
 def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
@@ -243,10 +292,11 @@ def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, 
     models = {}
     for m in mods:
         start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({fit['mode']})")
-        model, fractions, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit)
-        _write(mdata.mod[m], model, fractions, fit_seconds, key_added, labels_key, fit)
+        model, frames, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit)
+        _write(mdata.mod[m], model, frames, fit_seconds, key_added, labels_key, fit)
         models[m] = model
-        mdata.obsm[f"{key_added}_{m}"] = fractions.reindex(mdata.obs_names)
+        for suffix, frame in zip(("", "_lower", "_upper"), frames, strict=False):
+            mdata.obsm[f"{key_added}_{m}{suffix}"] = frame.reindex(mdata.obs_names)
         logg.info(
             "    finished",
             time=start,

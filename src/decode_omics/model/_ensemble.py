@@ -1,0 +1,109 @@
+"""Several DECODE networks trained together: their average is the estimate, their disagreement part of its error.
+
+One network's fractions of a real bulk sample move with the seed (different initial weights learn different
+functions away from the pseudo-tissues they were trained on). :class:`DECODEEnsemble` holds ``n_members``
+:class:`~decode_omics.model.DECODEModule` networks with their own initial weights, trained in one process on the same
+pseudo-tissue batches (the batches are drawn once per step, which is most of a step's cost on CPU), so that ``n``
+members cost far less than ``n`` fits. Predictions average the members; :meth:`DECODEEnsemble.member_fractions`
+gives each member's, from which :mod:`~decode_omics.model._intervals` builds calibrated intervals.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._module import DECODEModule, InputTransform, from_file_layout, to_file_layout
+
+
+class DECODEEnsemble(nn.Module):
+    """``n_members`` :class:`~decode_omics.model.DECODEModule` networks with one shared input transform.
+
+    Parameters
+    ----------
+    n_members
+        Number of networks (at least 2; one network is a plain :class:`~decode_omics.model.DECODEModule`).
+    n_features, n_labels, **kwargs
+        As for :class:`~decode_omics.model.DECODEModule`.
+    """
+
+    def __init__(self, n_members: int, n_features: int, n_labels: int, **kwargs):
+        super().__init__()
+        if n_members < 2:
+            raise ValueError(f"An ensemble needs at least 2 members, got {n_members}.")
+        # built one after the other from one seed: the first member starts as a single network of that seed does
+        self.members = nn.ModuleList(DECODEModule(n_features, n_labels, **kwargs) for _ in range(n_members))
+        for member in self.members[1:]:  # every member reads the features the same way (one mask, one scaling)
+            member.encoder.transform = self.members[0].encoder.transform
+        self.absolute = self.members[0].absolute
+
+    @property
+    def transform(self) -> InputTransform:
+        """The input transform all members share."""
+        return self.members[0].transform
+
+    @property
+    def label_profiles(self) -> torch.Tensor:
+        """Mean per-cell profile of every label (labels x features, linear scale)."""
+        return self.members[0].label_profiles
+
+    @property
+    def head(self):
+        """The first member's head (its structure is every member's)."""
+        return self.members[0].head
+
+    def encode(self, x: torch.Tensor, input_noise: float = 0.0) -> torch.Tensor:
+        """The first member's code (the latent space of :meth:`DECODE.get_latent_representation`)."""
+        return self.members[0].encode(x, input_noise)
+
+    def member_fractions(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
+        """Every member's fractions, ``n_members x n x K`` (``K + 1`` in absolute mode)."""
+        return torch.stack([m(x, denoise=denoise) for m in self.members])
+
+    def forward(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
+        """The members' average fractions (rows still sum to 1)."""
+        return self.member_fractions(x, denoise).mean(dim=0)
+
+
+def build_network(n_features: int, n_labels: int, *, n_members: int = 1, **kwargs) -> DECODEModule | DECODEEnsemble:
+    """One :class:`~decode_omics.model.DECODEModule`, or a :class:`DECODEEnsemble` of ``n_members``."""
+    if n_members == 1:
+        return DECODEModule(n_features, n_labels, **kwargs)
+    return DECODEEnsemble(n_members, n_features, n_labels, **kwargs)
+
+
+def members(module: nn.Module) -> list[DECODEModule]:
+    """The networks of a module: its members, or the module itself."""
+    return list(module.members) if isinstance(module, DECODEEnsemble) else [module]
+
+
+def member_fractions(module: nn.Module, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
+    """Every network's fractions, ``n_members x n x K`` (``1 x n x K`` for one network)."""
+    if isinstance(module, DECODEEnsemble):
+        return module.member_fractions(x, denoise)
+    return module(x, denoise=denoise).unsqueeze(0)
+
+
+def ensemble_file_layout(state: dict, n_members: int) -> dict:
+    """A state dict under the keys model files use: a single network's as always (see
+    :func:`~decode_omics.model._module.to_file_layout`), an ensemble's as ``member<i>.<that key>``."""
+    if n_members == 1:
+        return to_file_layout(state)
+    out = {}
+    for i in range(n_members):
+        prefix = f"members.{i}."
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        out |= {f"member{i}.{k}": v for k, v in to_file_layout(part).items()}
+    return out
+
+
+def ensemble_from_file_layout(state: dict, n_members: int) -> dict:
+    """The inverse of :func:`ensemble_file_layout`."""
+    if n_members == 1:
+        return from_file_layout(state)
+    out = {}
+    for i in range(n_members):
+        prefix = f"member{i}."
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        out |= {f"members.{i}.{k}": v for k, v in from_file_layout(part).items()}
+    return out

@@ -1,0 +1,254 @@
+"""Per-sample, per-label intervals of the fractions, calibrated on held-out pseudo-tissues made as unlike the
+reference as the real bulk is.
+
+An interval must hold the truth as often as it claims on the bulk the user has, not on pseudo-tissues: on real bulk
+the error is dominated by what the pseudo-tissues lack (a platform that measures each feature with its own
+efficiency, material the reference does not have), not by the network's error on its own training distribution. The
+calibration therefore runs once after training (:func:`fit_interval_calibration`):
+
+1. **How far the bulk is from the reference, as the network sees it.** On linear scales: how much the network's
+   estimates of the registered bulk move when its platform gains are divided out (:func:`correction_effect`, from
+   the first estimates; it needs :data:`~decode_omics.model._calibration.MIN_GAIN_SAMPLES` bulk samples). A bulk
+   from the reference's platform barely moves; a bulk whose platform measures many features with their own
+   efficiency moves as much as that shift disturbs the network. For values read as stored (no gains): the median
+   residual share of each sample's non-negative least-squares fit by the label profiles (:func:`misfit`).
+2. **Held-out pseudo-tissue cohorts shifted as far.** Fresh pseudo-tissues (a stream the training never drew; in
+   absolute mode with unknown material added, share up to 0.5) in cohorts of :data:`COHORT_SIZE`, each cohort with
+   its own platform shift: every feature multiplied by ``exp(N(0, s^2))`` (linear scales) or offset by ``N(0, s^2)``
+   times its spread (values as stored), one draw per feature and cohort. ``s`` is the size at which the cohorts
+   show the bulk's measure of step 1 (interpolated on :data:`SHIFT_GRID`; 0 without registered bulk).
+3. **The same pipeline as the bulk.** Each cohort is predicted as the bulk is: platform gains fitted to it from the
+   network's first estimates when the model corrects the bulk, then every member's fractions.
+4. **Conformal scores.** Per label, the error of the members' average divided by its scale,
+   ``sqrt(sd^2 + c^2 * (f * (1 - f) + e))`` (``sd``: the members' spread; ``f``: the estimate; ``c`` =
+   :data:`FRACTION_SCALE`; ``e`` from :data:`FLOORS`, the one giving the narrowest intervals on the first half of the
+   cohorts): intervals grow where the members disagree, as they do on samples unlike anything simulated, and where
+   a fraction is far from 0 and 1. The scores are kept (:attr:`DECODE.interval_calibration_`), so an interval at
+   any level is the estimate plus or minus that level's conformal quantile times the scale, clipped to [0, 1].
+
+The calibration uses no label of the bulk; its coverage on real cohorts with measured truth is on the benchmark page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import nnls
+
+from ._calibration import MIN_GAIN_SAMPLES, feature_log_gains, log_residual_spread
+from ._ensemble import member_fractions
+from ._settings import current_seed
+
+logger = logging.getLogger("decode_omics")
+
+#: Level of the intervals when none is given.
+DEFAULT_LEVEL = 0.9
+#: Held-out pseudo-tissue cohorts and samples per cohort the scores are computed on.
+N_COHORTS = 12
+COHORT_SIZE = 64
+#: Shift sizes tried when matching the bulk's misfit (log-gain sd, or offset sd in feature spreads).
+SHIFT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)
+#: Weight of the fraction term of the scale (a shape: the conformal quantile sets the width).
+FRACTION_SCALE = 0.1
+#: Floors ``e`` of the fraction term tried (0: width proportional to ``sqrt(f (1 - f))``; large: nearly constant).
+FLOORS = (0.0, 0.01, 0.05, 0.25, 1.0)
+#: Cohorts used per shift size when matching the bulk's measure.
+N_PROBE_COHORTS = 4
+#: Samples of the registered bulk whose misfit is measured.
+MAX_BULK_SAMPLES = 2000
+
+
+def misfit(X: np.ndarray, profiles: np.ndarray, as_is: bool) -> np.ndarray:
+    """Per sample, how far it is from every non-negative mix of the label profiles (see the module docstring)."""
+    if not as_is:
+        return log_residual_spread(X, profiles)
+    P = np.asarray(profiles, dtype=np.float64)
+    out = np.full(X.shape[0], np.nan)
+    for i, x in enumerate(np.asarray(X, dtype=np.float64)):
+        centred = x - x.mean()
+        if not np.any(centred):
+            continue
+        w, _ = nnls(P.T, x)
+        out[i] = float(np.std(x - w @ P) / np.std(x))
+    return out
+
+
+def _shifted(x: np.ndarray, s: float, spread: np.ndarray, as_is: bool, rng: np.random.Generator) -> np.ndarray:
+    """A cohort under one platform shift of size ``s`` (one draw per feature, shared by the cohort's samples)."""
+    if s == 0:
+        return x
+    draw = rng.normal(0.0, s, x.shape[1])
+    return x + draw * spread if as_is else x * np.exp(draw)
+
+
+class _Cohorts:
+    """Held-out pseudo-tissues of a model, in cohorts, with their true fractions (an unknown share in absolute mode)."""
+
+    def __init__(self, model, rng: np.random.Generator):
+        sampler, self.absolute = model._sampler, model.mode_ == "absolute"
+        self.as_is = model._reads_as_stored()
+        n = N_COHORTS * COHORT_SIZE
+        draw = sampler.sample(n, rng, absolute=self.absolute, views=self.absolute)
+        if self.absolute:
+            u = draw["u"].astype(np.float64)[:, None]
+            self.x, self.y = draw["xu"].astype(np.float64), np.hstack([(1 - u) * draw["y"], u])
+        else:
+            self.x, self.y = draw["x"].astype(np.float64), draw["y"].astype(np.float64)
+        self.spread = self.x.std(axis=0)
+        self.profiles = sampler.mean
+
+    def cohorts(self):
+        for start in range(0, self.x.shape[0], COHORT_SIZE):
+            yield slice(start, start + COHORT_SIZE)
+
+    def shifted(self, s: float, rng: np.random.Generator) -> np.ndarray:
+        return np.vstack([_shifted(self.x[c], s, self.spread, self.as_is, rng) for c in self.cohorts()])
+
+
+def correction_effect(model, X: np.ndarray) -> float:
+    """Mean absolute change of the estimates of cohort ``X`` (as measured) when its own platform gains are divided
+    out (step 1 of the module docstring)."""
+    before = predict_members(model, X, correct=False).mean(axis=0)
+    after = predict_members(model, X, correct=True).mean(axis=0)
+    return float(np.abs(after - before).mean())
+
+
+def _match_effect(model, cohorts: _Cohorts, target: float, rng: np.random.Generator) -> float:
+    """The shift size at which held-out cohorts show the bulk's correction effect ``target``."""
+    probe = [c for _, c in zip(range(N_PROBE_COHORTS), cohorts.cohorts(), strict=False)]
+    levels = []
+    for s in SHIFT_GRID:
+        effects = [correction_effect(model, _shifted(cohorts.x[c], s, cohorts.spread, False, rng)) for c in probe]
+        levels.append(float(np.mean(effects)))
+    return _interpolate(levels, target)
+
+
+def _interpolate(levels: list[float], target: float) -> float:
+    """The shift of :data:`SHIFT_GRID` at which the (made monotone) ``levels`` reach ``target``."""
+    levels = np.maximum.accumulate(np.asarray(levels))
+    if target <= levels[0]:
+        return 0.0
+    if target >= levels[-1]:
+        return float(SHIFT_GRID[-1])
+    return float(np.interp(target, levels, SHIFT_GRID))
+
+
+def _match_shift(cohorts: _Cohorts, target: float, rng: np.random.Generator) -> float:
+    """The shift size whose cohorts' median misfit is closest to ``target`` (interpolated on :data:`SHIFT_GRID`)."""
+    probe = slice(0, 2 * COHORT_SIZE)
+    levels = []
+    for s in SHIFT_GRID:
+        x = np.vstack([_shifted(cohorts.x[c], s, cohorts.spread, cohorts.as_is, rng) for c in (probe,)])
+        levels.append(float(np.nanmedian(misfit(x, cohorts.profiles, cohorts.as_is))))
+    return _interpolate(levels, target)
+
+
+@torch.inference_mode()
+def predict_members(model, X: np.ndarray, correct: bool) -> np.ndarray:
+    """Every member's fractions (``n_members x samples x columns``) of one cohort ``X`` (samples x model features,
+    as measured), after fitting and dividing out the cohort's own platform gains when ``correct``."""
+    module, device = model.module, model.device
+    module.eval()
+    x = torch.as_tensor(X, dtype=torch.float32, device=device)
+    if correct and X.shape[0] >= MIN_GAIN_SAMPLES:
+        first = module(x, denoise=model.denoise_)[:, : len(model.labels_)].cpu().numpy().astype(np.float64)
+        first = first / np.maximum(first.sum(axis=1, keepdims=True), 1e-12)
+        s = model._sampler
+        gains = np.exp(feature_log_gains(X, first, s.mean, s.var, s.index.sizes))
+        x = torch.as_tensor(X / gains, dtype=torch.float32, device=device)
+    return member_fractions(module, x, model.denoise_).cpu().numpy().astype(np.float64)
+
+
+def scale(estimate: np.ndarray, spread: np.ndarray, floor: float) -> np.ndarray:
+    """The scale of each interval: members' spread and fraction term combined (see the module docstring)."""
+    f = np.clip(estimate, 0, 1)
+    return np.sqrt(spread**2 + FRACTION_SCALE**2 * (f * (1 - f) + floor)) + 1e-4
+
+
+def _narrowest_floor(estimate: np.ndarray, spread: np.ndarray, truth: np.ndarray, level: float = DEFAULT_LEVEL):
+    """The floor of :data:`FLOORS` whose intervals, calibrated per label at ``level`` on these samples, are
+    narrowest."""
+    widths = []
+    for floor in FLOORS:
+        width = scale(estimate, spread, floor)
+        q = np.quantile(np.abs(estimate - truth) / width, level, axis=0)
+        widths.append(float((q * width).mean()))
+    return float(FLOORS[int(np.argmin(widths))])
+
+
+def summarise(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The members' average and spread (sample standard deviation; 0 for one member)."""
+    mean = members.mean(axis=0)
+    spread = members.std(axis=0, ddof=1) if members.shape[0] > 1 else np.zeros_like(mean)
+    return mean, spread
+
+
+def _bulk_shift(model, cohorts: _Cohorts, rng: np.random.Generator) -> tuple[float, str]:
+    """The platform shift of the registered bulk (step 1 of the module docstring) and how it was measured."""
+    if model.bulk_manager_ is None and model.bulk_ is None:
+        return 0.0, "no registered bulk"
+    if not cohorts.as_is:
+        source = model._bulk_source(None, platform_correction=False)
+        if source.n_obs < MIN_GAIN_SAMPLES:
+            return 0.0, f"fewer than {MIN_GAIN_SAMPLES} bulk samples"
+        _, block = next(source.blocks(MAX_BULK_SAMPLES))
+        target = correction_effect(model, block)
+        return _match_effect(model, cohorts, target, rng), f"matched to the bulk's correction effect {target:.4f}"
+    source = model._bulk_source(None, platform_correction=False)
+    _, block = next(source.blocks(MAX_BULK_SAMPLES))
+    target = float(np.nanmedian(misfit(block, cohorts.profiles, as_is=True)))
+    if not np.isfinite(target):
+        return 0.0, "bulk misfit undefined"
+    return _match_shift(cohorts, target, rng), f"matched to the registered bulk's misfit {target:.2f}"
+
+
+def fit_interval_calibration(model) -> dict:
+    """Calibrate the intervals of a trained model (see the module docstring); returns what
+    :attr:`DECODE.interval_calibration_` holds: the matched shift, the bulk's misfit, and per column the sorted
+    conformal scores."""
+    rng = np.random.default_rng([current_seed(), 2026])  # a stream of its own: training never drew from it
+    cohorts = _Cohorts(model, rng)
+    shift, how = _bulk_shift(model, cohorts, rng)
+    x = cohorts.shifted(shift, rng)
+    correct = model.platform_gains_ is not None
+    parts = [predict_members(model, x[c], correct) for c in cohorts.cohorts()]
+    members = np.concatenate(parts, axis=1)
+    estimate, spread = summarise(members)
+    half = estimate.shape[0] // 2
+    floor = _narrowest_floor(estimate[:half], spread[:half], cohorts.y[:half])
+    scores = np.abs(estimate - cohorts.y) / scale(estimate, spread, floor)
+    columns = model.labels_ + (["unknown"] if cohorts.absolute else [])
+    logger.info(f"Intervals calibrated on {x.shape[0]} held-out pseudo-tissues, platform shift {shift:.2f} ({how}).")
+    return {
+        "shift": shift,
+        "shift_from": how,
+        "floor": floor,
+        "n_samples": int(x.shape[0]),
+        "columns": columns,
+        "scores": {c: np.sort(scores[:, k]).round(5).tolist() for k, c in enumerate(columns)},
+    }
+
+
+def conformal_quantile(scores: list[float], level: float) -> float:
+    """The split-conformal quantile of sorted ``scores`` at ``level`` (the ``ceil((n + 1) level)``-th smallest)."""
+    n = len(scores)
+    rank = int(np.ceil((n + 1) * level))
+    return float(scores[min(rank, n) - 1])
+
+
+def intervals(calibration: dict, members: np.ndarray, columns: list, level: float) -> tuple[np.ndarray, ...]:
+    """``estimate, lower, upper`` (samples x columns) from every member's fractions and the calibration."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    estimate, spread = summarise(members)
+    width = scale(estimate, spread, calibration.get("floor", 0.0))
+    q = np.array([conformal_quantile(calibration["scores"][str(c)], level) for c in columns])
+    return estimate, np.clip(estimate - q * width, 0, 1), np.clip(estimate + q * width, 0, 1)
+
+
+def interval_frames(estimate, lower, upper, index, columns) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three arrays as DataFrames."""
+    return tuple(pd.DataFrame(a, index=index, columns=columns) for a in (estimate, lower, upper))

@@ -1,0 +1,173 @@
+"""Ensembles and calibrated intervals: DECODE(n_members=...), get_fractions(return_interval=True) and
+tl.deconvolve(uncertainty=True)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scvi
+
+import decode_omics as dco
+from decode_omics.model import DECODE, DECODEEnsemble
+from decode_omics.model._intervals import conformal_quantile, intervals
+
+from .conftest import reference_and_bulk
+
+EPOCHS = {"max_epochs": 8, "enable_progress_bar": False}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return reference_and_bulk(seed=3, n_samples=24)
+
+
+@pytest.fixture(scope="module")
+def ensemble(data):
+    ref, bulk = data
+    ref, bulk = ref.copy(), bulk.copy()
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, n_members=3)
+    model.train(**EPOCHS)
+    return model
+
+
+def test_ensemble_members_differ_and_average(ensemble, data):
+    assert isinstance(ensemble.module, DECODEEnsemble)
+    assert len(ensemble.module.members) == 3
+    # one input transform (feature mask and scaling) shared by every member
+    assert all(m.encoder.transform is ensemble.module.transform for m in ensemble.module.members)
+    import torch
+
+    x = torch.as_tensor(ensemble._bulk_source(None).matrix()[:5])
+    with torch.inference_mode():
+        each = ensemble.module.member_fractions(x)
+    assert each.shape[0] == 3
+    assert float((each[0] - each[1]).abs().max()) > 1e-4  # their own initial weights
+    fractions = ensemble.get_fractions()
+    np.testing.assert_allclose(fractions.sum(axis=1), 1, atol=1e-5)
+    truth = data[1].obsm["fractions"][fractions.columns]
+    assert dco.metrics.ccc(fractions, truth) > 0.8
+
+
+def test_intervals_hold_the_estimate_and_cover(ensemble, data):
+    est, lower, upper = ensemble.get_fractions(return_interval=True)
+    assert est.shape == lower.shape == upper.shape
+    assert (lower.index == est.index).all() and list(upper.columns) == list(est.columns)
+    np.testing.assert_allclose(est, ensemble.get_fractions(), atol=1e-6)  # the central estimate is the average
+    assert (lower.to_numpy() <= est.to_numpy() + 1e-9).all() and (est.to_numpy() <= upper.to_numpy() + 1e-9).all()
+    assert lower.to_numpy().min() >= 0 and upper.to_numpy().max() <= 1
+    truth = data[1].obsm["fractions"][est.columns]
+    inside = ((truth >= lower) & (truth <= upper)).to_numpy().mean()
+    assert inside >= 0.6  # same platform: the pseudo-tissue calibration applies
+    # a higher level gives wider intervals
+    _, lo99, up99 = ensemble.get_fractions(return_interval=True, level=0.99)
+    assert ((up99 - lo99).to_numpy() >= (upper - lower).to_numpy() - 1e-9).all()
+    assert ((up99 - lo99).to_numpy().mean()) > (upper - lower).to_numpy().mean()
+    with pytest.raises(ValueError, match="level"):
+        ensemble.get_fractions(return_interval=True, level=1.5)
+
+
+def test_calibration_recorded(ensemble):
+    cal = ensemble.interval_calibration_
+    assert cal["n_samples"] > 100
+    assert set(cal["scores"]) == set(ensemble.labels_)
+    assert cal["shift"] >= 0 and "correction effect" in cal["shift_from"]
+    assert cal["floor"] in (0.0, 0.01, 0.05, 0.25, 1.0)
+
+
+def test_ensemble_save_load_round_trip(ensemble, tmp_path):
+    ensemble.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", bulk=ensemble.bulk_)
+    assert loaded.n_members_ == 3
+    a = ensemble.get_fractions(return_interval=True)
+    b = loaded.get_fractions(return_interval=True)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+def test_same_seed_same_ensemble(data):
+    ref, bulk = data
+
+    def fit():
+        r, b = ref.copy(), bulk.copy()
+        scvi.settings.seed = 4
+        DECODE.setup_anndata(r, labels_key="cell_type")
+        DECODE.setup_anndata(b)
+        model = DECODE(r, b, n_members=2)
+        model.train(max_epochs=3, enable_progress_bar=False)
+        return model.get_fractions(return_interval=True)
+
+    for x, y in zip(fit(), fit(), strict=True):
+        np.testing.assert_array_equal(x.to_numpy(), y.to_numpy())
+
+
+def test_single_network_intervals(data):
+    ref, bulk = data
+    ref, bulk = ref.copy(), bulk.copy()
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk)
+    model.train(max_epochs=3, enable_progress_bar=False)
+    _, lower, upper = model.get_fractions(return_interval=True)
+    assert ((upper - lower).to_numpy() > 0).all()  # the fraction term alone still gives a width
+
+
+def test_bad_members():
+    ref, _ = reference_and_bulk(seed=1, n_samples=6, cells_per_label=40)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    with pytest.raises(ValueError, match="n_members"):
+        DECODE(ref, n_members=0)
+
+
+def test_model_without_calibration_says_so(ensemble, tmp_path):
+    ensemble.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m")
+    loaded.interval_calibration_ = None
+    with pytest.raises(ValueError, match="no interval calibration"):
+        loaded.get_fractions(ensemble.bulk_, return_interval=True)
+
+
+def test_conformal_quantile_and_intervals_arithmetic():
+    scores = list(np.arange(1, 10, dtype=float))  # 9 sorted scores
+    assert conformal_quantile(scores, 0.9) == 9.0  # ceil(10 * 0.9) = 9th
+    assert conformal_quantile(scores, 0.5) == 5.0
+    members = np.array([[[0.2, 0.8]], [[0.4, 0.6]]])  # 2 members, 1 sample, 2 labels
+    calibration = {"scores": {"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]}}
+    est, lo, hi = intervals(calibration, members, ["a", "b"], 0.5)
+    np.testing.assert_allclose(est, [[0.3, 0.7]])
+    sd = np.std([0.2, 0.4], ddof=1)
+    half = 2.0 * (np.sqrt(sd**2 + 0.01 * 0.3 * 0.7) + 1e-4)
+    np.testing.assert_allclose(lo, [[0.3 - half, 0.7 - half]])
+    np.testing.assert_allclose(hi, [[0.3 + half, 0.7 + half]])
+
+
+def test_deconvolve_uncertainty_writes_documented_fields(data):
+    ref, bulk = data
+    out = dco.tl.deconvolve(
+        bulk, ref, "cell_type", uncertainty=True, model_kwargs={"n_members": 2}, train_kwargs=EPOCHS, copy=True
+    )
+    for key in ("decode", "decode_lower", "decode_upper"):
+        assert list(out.obsm[key].columns) == list(out.obsm["decode"].columns)
+    width = (out.obsm["decode_upper"] - out.obsm["decode_lower"]).mean(axis=1)
+    np.testing.assert_allclose(out.obs["decode_interval_width"], width)
+    u = out.uns["decode"]["uncertainty"]
+    assert u["level"] == 0.9 and u["n_members"] == 2 and u["shift"] >= 0
+    assert np.isfinite(out.obs["decode_reference_fit"]).all()
+    assert "decode_lower" not in bulk.obsm  # input untouched with copy=True
+    with pytest.raises(ValueError, match="level"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", uncertainty=True, level=0, copy=True)
+
+
+def test_deconvolve_uncertainty_mudata(data):
+    import mudata
+
+    ref, bulk = data
+    mdata = mudata.MuData({"rna": bulk.copy()})
+    dco.tl.deconvolve(
+        mdata, {"rna": ref}, "cell_type", uncertainty=True, model_kwargs={"n_members": 2}, train_kwargs=EPOCHS
+    )
+    for suffix in ("", "_lower", "_upper"):
+        assert mdata.obsm[f"decode_rna{suffix}"].shape == (bulk.n_obs, 4)
+    assert "decode_lower" in mdata["rna"].obsm
