@@ -13,7 +13,8 @@ from decode_omics.model._intervals import conformal_quantile, intervals
 
 from .conftest import reference_and_bulk
 
-EPOCHS = {"max_epochs": 8, "enable_progress_bar": False}
+EPOCHS = {"max_epochs": 8, "n_pseudotissues": 512, "n_validation": 128, "enable_progress_bar": False}
+SMALL = {"n_hidden": 64, "n_latent": 16}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def ensemble(data):
     scvi.settings.seed = 0
     DECODE.setup_anndata(ref, labels_key="cell_type")
     DECODE.setup_anndata(bulk)
-    model = DECODE(ref, bulk, n_members=3)
+    model = DECODE(ref, bulk, n_members=3, **SMALL)
     model.train(**EPOCHS)
     return model
 
@@ -95,8 +96,8 @@ def test_same_seed_same_ensemble(data):
         scvi.settings.seed = 4
         DECODE.setup_anndata(r, labels_key="cell_type")
         DECODE.setup_anndata(b)
-        model = DECODE(r, b, n_members=2)
-        model.train(max_epochs=3, enable_progress_bar=False)
+        model = DECODE(r, b, n_members=2, **SMALL)
+        model.train(**EPOCHS | {"max_epochs": 2})
         return model.get_fractions(return_interval=True)
 
     for x, y in zip(fit(), fit(), strict=True):
@@ -108,8 +109,8 @@ def test_single_network_intervals(data):
     ref, bulk = ref.copy(), bulk.copy()
     DECODE.setup_anndata(ref, labels_key="cell_type")
     DECODE.setup_anndata(bulk)
-    model = DECODE(ref, bulk)
-    model.train(max_epochs=3, enable_progress_bar=False)
+    model = DECODE(ref, bulk, **SMALL)
+    model.train(**EPOCHS | {"max_epochs": 2})
     _, lower, upper = model.get_fractions(return_interval=True)
     assert ((upper - lower).to_numpy() > 0).all()  # the fraction term alone still gives a width
 
@@ -146,7 +147,7 @@ def test_conformal_quantile_and_intervals_arithmetic():
 def test_deconvolve_uncertainty_writes_documented_fields(data):
     ref, bulk = data
     out = dco.tl.deconvolve(
-        bulk, ref, "cell_type", uncertainty=True, model_kwargs={"n_members": 2}, train_kwargs=EPOCHS, copy=True
+        bulk, ref, "cell_type", uncertainty=True, model_kwargs={"n_members": 2} | SMALL, train_kwargs=EPOCHS, copy=True
     )
     for key in ("decode", "decode_lower", "decode_upper"):
         assert list(out.obsm[key].columns) == list(out.obsm["decode"].columns)
@@ -166,8 +167,31 @@ def test_deconvolve_uncertainty_mudata(data):
     ref, bulk = data
     mdata = mudata.MuData({"rna": bulk.copy()})
     dco.tl.deconvolve(
-        mdata, {"rna": ref}, "cell_type", uncertainty=True, model_kwargs={"n_members": 2}, train_kwargs=EPOCHS
+        mdata, {"rna": ref}, "cell_type", uncertainty=True, model_kwargs={"n_members": 2} | SMALL, train_kwargs=EPOCHS
     )
     for suffix in ("", "_lower", "_upper"):
         assert mdata.obsm[f"decode_rna{suffix}"].shape == (bulk.n_obs, 4)
     assert "decode_lower" in mdata["rna"].obsm
+
+
+def test_intervals_widen_for_a_bulk_far_from_the_reference(ensemble, data):
+    """A bulk measured on another 'platform' (every feature with its own gain) is calibrated with a larger shift, and
+    its intervals are wider than those of a bulk from the reference's platform."""
+    from decode_omics.model._intervals import fit_interval_calibration
+
+    _, bulk = data
+    shifted = bulk.copy()
+    shifted.X = np.asarray(shifted.X) * np.exp(np.random.default_rng(0).normal(0, 0.8, shifted.n_vars))
+    saved = ensemble.bulk_manager_, ensemble.bulk_, ensemble.interval_calibration_
+    try:
+        ensemble.bulk_manager_, ensemble.bulk_ = None, shifted
+        far = fit_interval_calibration(ensemble)
+    finally:
+        ensemble.bulk_manager_, ensemble.bulk_, ensemble.interval_calibration_ = saved
+    near = ensemble.interval_calibration_
+    assert far["shift"] > near["shift"]
+    members = np.stack([np.full((1, 4), 0.25)] * 3)  # the same estimate read with both calibrations
+    labels = ensemble.labels_
+    _, lo_far, up_far = intervals(far, members, labels, 0.9)
+    _, lo_near, up_near = intervals(near, members, labels, 0.9)
+    assert (up_far - lo_far).mean() > (up_near - lo_near).mean()
