@@ -42,7 +42,21 @@ def test_report_counts_targets_on_the_worst_seed_and_prefers_same_code_single_ro
     assert "on **1 of 2** (an sd" in text  # spread: a's ensemble sd 0.001 vs 0.02; b's ensemble spreads more
     assert "0.870 ± 0.020 (worst 0.850, 3 seeds)" in text  # one network of task a, from the table's own rows
     assert "0.990" not in text
+    assert "6 of the 6 ensemble rows were measured when the members were trained on their mean loss" in text
     assert (tmp_path / "reliability.png").exists()
+
+
+def test_report_prefers_main_benchmark_rows_when_own_single_rows_miss_seeds(tmp_path, monkeypatch):
+    rows = [_row("a", k, 4, 0.9, 0.88) | {"member_loss": "sum"} for k in range(3)] + [_row("a", 0, 1, 0.5, 0.8)]
+    table = tmp_path / "uncertainty.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    monkeypatch.setattr(uncertainty, "TABLE", table)
+    scores = pd.DataFrame(
+        {"scenario": ["s"] * 3, "task": ["a"] * 3, "method": ["DECODE"] * 3, "seed": [0, 1, 2], "ccc": [0.8] * 3}
+    )
+    text = "\n".join(uncertainty.report_lines(scores, tmp_path))
+    assert "the main benchmark's rows" in text and "0.800 ± 0.000 (worst 0.800, 3 seeds)" in text
+    assert "mean loss" not in text
 
 
 def test_report_is_empty_without_ensemble_rows(tmp_path, monkeypatch):

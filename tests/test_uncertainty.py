@@ -195,3 +195,29 @@ def test_intervals_widen_for_a_bulk_far_from_the_reference(ensemble, data):
     _, lo_far, up_far = intervals(far, members, labels, 0.9)
     _, lo_near, up_near = intervals(near, members, labels, 0.9)
     assert (up_far - lo_far).mean() > (up_near - lo_near).mean()
+
+
+def test_each_member_learns_as_if_trained_alone(ensemble):
+    """The ensemble's training step gives every member the gradient of its own loss (a mean over members would scale
+    the data term by 1 / n_members against Adam's coupled weight decay)."""
+    import copy
+
+    import torch
+
+    from decode_omics.model import DECODETrainingPlan
+
+    module = copy.deepcopy(ensemble.module)
+    module.eval()  # no dropout: both passes see the same network
+    plan = DECODETrainingPlan(module, input_noise=0.0, adversarial=False)
+    plan.log = lambda *args, **kwargs: None
+    batch = {k: torch.as_tensor(v) for k, v in ensemble._sampler.sample(32, np.random.default_rng(0)).items()}
+
+    plan.training_step(batch, 0).backward()
+    member = module.members[1]
+    from_ensemble = [p.grad.clone() for p in member.parameters() if p.grad is not None]
+    module.zero_grad()
+    plan._network_losses(member, batch, train=True)["loss"].backward()
+    alone = [p.grad.clone() for p in member.parameters() if p.grad is not None]
+    assert len(alone) == len(from_ensemble) > 0
+    for a, b in zip(alone, from_ensemble, strict=True):
+        torch.testing.assert_close(a, b)

@@ -35,7 +35,8 @@ class DECODETrainingPlan(pl.LightningModule):
 
     An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on the same batch, each with its own
     input noise, dropout and discriminator; every logged loss is the members' average, and so is the validation loss
-    that early stopping watches.
+    that early stopping watches. The loss optimised is the members' sum, so that each member's gradient is the one it
+    would get if trained alone (with a mean, Adam's coupled weight decay would act ``n_members`` times as strongly).
 
     Parameters
     ----------
@@ -165,7 +166,11 @@ class DECODETrainingPlan(pl.LightningModule):
             self.log(
                 key, value.detach(), on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss", sync_dist=True
             )
-        return losses["loss"]
+        return losses["loss"] * self._n_members
+
+    @property
+    def _n_members(self) -> int:
+        return len(self.module.members) if isinstance(self.module, DECODEEnsemble) else 1
 
     def validation_step(self, batch, batch_idx):
         """Fraction loss on held-out pseudo-tissues (used for early stopping)."""

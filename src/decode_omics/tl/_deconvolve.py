@@ -130,7 +130,7 @@ def deconvolve(
     train_kwargs
         Keyword arguments for :meth:`~decode_omics.model.DECODE.train` (e.g. ``max_epochs``).
     uncertainty
-        Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; about 3x the time of
+        Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; about 4x the time of
         one) in one process, take their average as the estimate and add an interval per sample and label at
         ``level``, calibrated on held-out pseudo-tissues shifted as far from the reference as the bulk is (see
         :meth:`~decode_omics.model.DECODE.get_fractions`). The model sees the bulk it scores (transductive), and
