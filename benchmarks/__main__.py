@@ -43,8 +43,8 @@ DOCS = HERE.parent / "docs"
 
 QUICK_METHODS = ["DECODE", "NNLS", "dtangle"]
 #: Scenarios only --full runs (the noise and batch scenarios refit DECODE on 20 and 3 perturbed cohorts; tscp_narrow
-#: is a check of the adversarial stage under label shift).
-FULL_ONLY_SCENARIOS = ("noise", "tscp_narrow", "batch")
+#: is a check of the adversarial stage under label shift; robustness is a development suite of 42 tasks).
+FULL_ONLY_SCENARIOS = ("noise", "tscp_narrow", "batch", "robustness")
 FULL_METHODS = ["DECODE", *ABLATION, *PEERS]
 #: What `report` shows: every method of --full, Scaden's smallest member alone and the data-parallel check.
 REPORT_METHODS = [*FULL_METHODS, "Scaden m256", "DECODE 2-process DDP"]
