@@ -162,11 +162,17 @@ def _task(layer: Layer, what: str, reference: AnnData, bulk: AnnData, truth: pd.
 
 
 def leave_out(layer: Layer, labels: list[str]) -> Task:
-    """The base bulk against the reference without ``labels``, in absolute mode; named with their mean share."""
+    """The base bulk against the reference without ``labels``, in absolute mode; named with their mean share.
+
+    Samples made of the left-out material alone (CellBench's pure wells) are dropped: they have no known label to
+    score after renormalising.
+    """
     base = layer.base
-    truth = fold_unknown(base.truth, labels)
+    rows = (base.truth.drop(columns=labels).sum(axis=1) > 0).to_numpy()
+    truth = fold_unknown(base.truth.loc[rows], labels)
     what = f"{', '.join(labels)} left out (mean {truth['unknown'].mean():.0%})"
-    return _task(layer, what, without(base.reference, base.labels_key, labels), base.bulk, truth, "absolute")
+    bulk = base.bulk if rows.all() else base.bulk[rows].copy()
+    return _task(layer, what, without(base.reference, base.labels_key, labels), bulk, truth, "absolute")
 
 
 def majority_absent(layer: Layer, labels: list[str]) -> Task:
@@ -271,6 +277,19 @@ def _seeds_text(d: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _provenance_text(d: pd.DataFrame) -> str:
+    """The commits (and package sources) the suite's jobs recorded."""
+    if "commit" not in d or d["commit"].isna().all():
+        return "The jobs recorded no commit."
+    jobs = d.drop_duplicates(["method", "seed"])
+    source = jobs["package_source"] if "package_source" in jobs else pd.Series("", index=jobs.index)
+    parts = [
+        f"{r.method} seed {r.seed}: commit {str(r.commit)[:10]}" + (f" ({src})" if isinstance(src, str) and src else "")
+        for r, src in zip(jobs.itertuples(), source, strict=True)
+    ]
+    return "Jobs: " + "; ".join(parts) + "."
+
+
 def report_lines(scores: pd.DataFrame) -> list[str]:
     """The benchmark page's section on the robustness suite (empty without its rows).
 
@@ -309,7 +328,7 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
         "shares of U(0, 0.5), so the 50-80 % tasks lie outside its training draws.",
         "",
         "Seeds run: " + _seeds_text(d) + "." + (" **Only seed 0 ran**: one run per cell." if only_seed_0 else ""),
-        "Cells: mean ± sd over seeds (worst seed; seeds), or the single run (1).",
+        "Cells: mean ± sd over seeds (worst seed; seeds), or the single run (1). " + _provenance_text(d),
         "",
         "### Missing material",
         "",
