@@ -220,12 +220,21 @@ def layer_tasks(layer: Layer) -> list[Task]:
 
 
 def robustness() -> list[Task]:
-    """The suite's tasks, layer by layer (all layers, or those ``$BENCHMARKS_ROBUSTNESS_LAYERS`` names)."""
-    chosen = [k.strip() for k in os.environ.get(LAYERS_ENV, "").split(",") if k.strip()] or list(LAYERS)
-    unknown = sorted(set(chosen) - set(LAYERS))
+    """The suite's tasks, layer by layer: all layers, or those ``$BENCHMARKS_ROBUSTNESS_LAYERS`` names (keys of
+    :data:`LAYERS` or layers' display names such as ``GSE107572``), in the order of :data:`LAYERS`."""
+    chosen = {k.strip() for k in os.environ.get(LAYERS_ENV, "").split(",") if k.strip()} or set(LAYERS)
+    names = chosen - set(LAYERS)
+    layers = [layer for key in LAYERS if key in chosen or names for layer in LAYERS[key]()]
+    layers = [layer for key, layer in zip(_keys(layers), layers, strict=True) if key in chosen or layer.name in names]
+    unknown = sorted(names - {layer.name for layer in layers})
     if unknown:
-        raise ValueError(f"${LAYERS_ENV}: unknown layers {unknown}; choose from {list(LAYERS)}.")
-    return [task for key in chosen for layer in LAYERS[key]() for task in layer_tasks(layer)]
+        raise ValueError(f"${LAYERS_ENV}: unknown layers {unknown}; choose from {list(LAYERS)} or layer names.")
+    return [task for layer in layers for task in layer_tasks(layer)]
+
+
+def _keys(layers: list[Layer]) -> list[str]:
+    """The :data:`LAYERS` key of each layer (the scenario its base task comes from)."""
+    return [layer.base.scenario for layer in layers]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
