@@ -357,6 +357,9 @@ def _collect(page: list[tuple[str, Path]], fresh: set) -> pd.DataFrame:
     for col in ("unknown_rmse", "note", *PROVENANCE):
         if col not in scores:
             scores[col] = np.nan
+    if TABLES["scores"].exists():  # the tracked table's column order, so that new rows do not rewrite every line
+        stored = list(pd.read_csv(TABLES["scores"], nrows=0).columns)
+        scores = scores[[c for c in stored if c in scores] + [c for c in scores if c not in stored]]
     return scores
 
 

@@ -252,14 +252,30 @@ def _per_seed(d: pd.DataFrame, task: str, method: str, column: str = "ccc") -> p
     return v.dropna().sort_index()
 
 
-def _cell(v: pd.Series, worst: str = "min") -> str:
-    """mean ± sd (worst seed; n seeds) or the single value (1 seed)."""
+def _cell(v: pd.Series, worst: str = "min", why: str = "not run") -> str:
+    """mean ± sd (worst seed; n seeds) or the single value (1 seed); ``why`` where there is none."""
     if v.empty:
-        return "not run"
+        return why
     if len(v) == 1:
         return f"{v.iloc[0]:.3f} (1)"
     w = v.min() if worst == "min" else v.max()
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} (worst {w:.3f}; {len(v)})"
+
+
+def _why(d: pd.DataFrame, task: str, method: str) -> str:
+    """*n/a* where the method's job ran and could not run the task (its reason is listed under the tables), else
+    *not run*."""
+    if "note" in d and d.loc[(d["task"] == task) & (d["method"] == method), "note"].notna().any():
+        return "n/a"
+    return "not run"
+
+
+def _notes(d: pd.DataFrame) -> list[str]:
+    """One line per method and reason it could not run a task."""
+    if "note" not in d:
+        return []
+    notes = d[d["note"].notna()].drop_duplicates(["method", "note"])
+    return [f"- *n/a*: {r.note}" for r in notes.itertuples()]
 
 
 def _verdict(means: dict[str, float]) -> str:
@@ -358,13 +374,14 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             base = _per_seed(d, f"{layer}: {BASE}", "DECODE")
             paired = (per["DECODE"] - base).dropna() if "DECODE" in per else pd.Series(dtype=float)
             change = f"{paired.mean():+.3f}" if not paired.empty else ""
-        cells = [_cell(per[m]) for m in methods]
+        cells = [_cell(per[m], why=_why(d, task, m)) for m in methods]
         lines.append(
             f"| {task} | "
             + " | ".join(cells)
             + f" | {_verdict(means)} | {_cell(unknown, 'max') if not unknown.empty else ''} | {change} |"
         )
     lines += [
+        *(["", *_notes(d)] if _notes(d) else []),
         "",
         "In the CellBench 50-80 % task (the wells whose design holds the left-out line at 68 %) the two known lines",
         "are at 16 % each in every well, so their renormalised truth is constant and the known-label CCC is not",
@@ -388,6 +405,6 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             cost = (v - _per_seed(d, f"{layer}: {BASE}", m)).dropna()
             means[m] = float(v.mean()) if not v.empty else np.nan
             cost_text = f" ({cost.mean():+.3f})" if not cost.empty else ""
-            cells.append("not run" if v.empty else f"{v.mean():.3f}{cost_text}")
+            cells.append(_why(d, task, m) if v.empty else f"{v.mean():.3f}{cost_text}")
         lines.append(f"| {layer} | {what} | " + " | ".join(cells) + f" | {_verdict(means)} |")
     return lines
