@@ -306,12 +306,17 @@ def _provenance_text(d: pd.DataFrame) -> str:
     """The commits (and package sources) the suite's jobs recorded."""
     if "commit" not in d or d["commit"].isna().all():
         return "The jobs recorded no commit."
-    jobs = d.drop_duplicates(["method", "seed"])
-    source = jobs["package_source"] if "package_source" in jobs else pd.Series("", index=jobs.index)
-    parts = [
-        f"{r.method} seed {r.seed}: commit {str(r.commit)[:10]}" + (f" ({src})" if isinstance(src, str) and src else "")
-        for r, src in zip(jobs.itertuples(), source, strict=True)
-    ]
+    d = d.assign(source=d["package_source"] if "package_source" in d else "")
+    parts = []
+    for (method, seed), g in d.groupby(["method", "seed"], sort=False):
+        runs = g.drop_duplicates(["commit", "source"])
+        parts.append(
+            f"{method} seed {seed}: "
+            + ", ".join(
+                f"commit {str(r.commit)[:10]}" + (f" ({r.source})" if isinstance(r.source, str) and r.source else "")
+                for r in runs.itertuples()
+            )
+        )
     return "Jobs: " + "; ".join(parts) + "."
 
 
