@@ -25,12 +25,14 @@ is a fixed, seeded but otherwise arbitrary choice. Leaving two of three labels o
 
 The known labels are scored renormalised over themselves (``benchmarks.__main__.score``), and in absolute mode the
 ``unknown`` share is scored against the truth (RMSE). ``BENCHMARKS_ROBUSTNESS_LAYERS`` (comma-separated keys of
-:data:`LAYERS`) restricts a run to some layers; the job records which tasks ran.
+:data:`LAYERS` or layer names) restricts a run to some layers and ``BENCHMARKS_ROBUSTNESS_TASKS`` (a regular
+expression) to some tasks; the job records which tasks ran.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,6 +59,8 @@ from .scenarios import (
 SCENARIO = "robustness"
 #: Environment variable restricting the suite to some layers (comma-separated keys of :data:`LAYERS`).
 LAYERS_ENV = "BENCHMARKS_ROBUSTNESS_LAYERS"
+#: Environment variable restricting the suite to the tasks whose name a regular expression matches.
+TASKS_ENV = "BENCHMARKS_ROBUSTNESS_TASKS"
 #: Name of the base task (full reference, unperturbed) within a layer.
 BASE = "full reference"
 #: The damaged measurements (a subset of ``scenarios.PERTURBATIONS``, applied by ``scenarios._perturb``).
@@ -229,7 +233,8 @@ def layer_tasks(layer: Layer) -> list[Task]:
 
 def robustness() -> list[Task]:
     """The suite's tasks, layer by layer: all layers, or those ``$BENCHMARKS_ROBUSTNESS_LAYERS`` names (keys of
-    :data:`LAYERS` or layers' display names such as ``GSE107572``), in the order of :data:`LAYERS`."""
+    :data:`LAYERS` or layers' display names such as ``GSE107572``), in the order of :data:`LAYERS`; of these, the
+    tasks whose name the regular expression ``$BENCHMARKS_ROBUSTNESS_TASKS`` matches (all when unset)."""
     chosen = {k.strip() for k in os.environ.get(LAYERS_ENV, "").split(",") if k.strip()} or set(LAYERS)
     names = chosen - set(LAYERS)
     layers = [layer for key in LAYERS if key in chosen or names for layer in LAYERS[key]()]
@@ -237,7 +242,8 @@ def robustness() -> list[Task]:
     unknown = sorted(names - {layer.name for layer in layers})
     if unknown:
         raise ValueError(f"${LAYERS_ENV}: unknown layers {unknown}; choose from {list(LAYERS)} or layer names.")
-    return [task for layer in layers for task in layer_tasks(layer)]
+    pattern = re.compile(os.environ.get(TASKS_ENV, ""))
+    return [task for layer in layers for task in layer_tasks(layer) if pattern.search(task.name)]
 
 
 def _keys(layers: list[Layer]) -> list[str]:

@@ -138,6 +138,16 @@ def test_layers_env_restricts_the_suite(monkeypatch):
     assert rb.robustness() == []
 
 
+def test_tasks_env_restricts_the_suite_by_name(monkeypatch):
+    cells = synthetic_reference(n_labels=3, cells_per_label=20, n_features=40)
+    truth = pd.DataFrame(np.full((4, 3), 1 / 3), columns=["type0", "type1", "type2"], index=cells.obs_names[:4])
+    base = Task("toy", "x", cells, "cell_type", cells[:4].copy(), truth)
+    monkeypatch.setattr(rb, "LAYERS", {"toy": lambda: [rb.Layer("toy", base, real=True)]})
+    monkeypatch.delenv(rb.LAYERS_ENV, raising=False)
+    monkeypatch.setenv(rb.TASKS_ENV, "full reference|noise")
+    assert [t.name for t in rb.robustness()] == ["toy: full reference", "toy: noise U(0.9, 1.1)"]
+
+
 def _scores() -> pd.DataFrame:
     rows = []
     ccc = {
