@@ -308,11 +308,12 @@ def _verdict(means: dict[str, float]) -> str:
 
 
 def _seeds_text(d: pd.DataFrame) -> str:
+    """Per method, each seed run and on how many tasks it has a score."""
+    scored = d[d["ccc"].notna() | d["unknown_rmse"].notna()]
     parts = []
-    for method, g in d.groupby("method", sort=False):
-        seeds = sorted(int(s) for s in g["seed"].unique())
-        n_tasks = g.loc[g["ccc"].notna() | g["unknown_rmse"].notna(), "task"].nunique()
-        parts.append(f"{method} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} ({n_tasks} tasks)")
+    for method, g in scored.groupby("method", sort=False):
+        n_tasks = g.groupby("seed")["task"].nunique().sort_index()
+        parts.append(f"{method} " + ", ".join(f"seed {seed} ({n} tasks)" for seed, n in n_tasks.items()))
     return "; ".join(parts)
 
 
