@@ -130,10 +130,10 @@ def test_builders_on_a_synthetic_layer():
 
 
 def test_layers_env_restricts_the_suite(monkeypatch):
+    monkeypatch.setattr(rb, "LAYERS", {"toy": lambda: []})
     monkeypatch.setenv(rb.LAYERS_ENV, "nope")
     with pytest.raises(ValueError, match="unknown layers"):
         rb.robustness()
-    monkeypatch.setattr(rb, "LAYERS", {"toy": lambda: []})
     monkeypatch.setenv(rb.LAYERS_ENV, "toy")
     assert rb.robustness() == []
 
