@@ -43,8 +43,8 @@ DOCS = HERE.parent / "docs"
 
 QUICK_METHODS = ["DECODE", "NNLS", "dtangle"]
 #: Scenarios only --full runs (the noise and batch scenarios refit DECODE on 20 and 3 perturbed cohorts; tscp_narrow
-#: is a check of the adversarial stage under label shift).
-FULL_ONLY_SCENARIOS = ("noise", "tscp_narrow", "batch")
+#: is a check of the adversarial stage under label shift; robustness is a development suite of 42 tasks).
+FULL_ONLY_SCENARIOS = ("noise", "tscp_narrow", "batch", "robustness")
 FULL_METHODS = ["DECODE", *ABLATION, *PEERS]
 #: What `report` shows: every method of --full, Scaden's smallest member alone and the data-parallel check.
 REPORT_METHODS = [*FULL_METHODS, "Scaden m256", "DECODE 2-process DDP"]
@@ -357,6 +357,9 @@ def _collect(page: list[tuple[str, Path]], fresh: set) -> pd.DataFrame:
     for col in ("unknown_rmse", "note", *PROVENANCE):
         if col not in scores:
             scores[col] = np.nan
+    if TABLES["scores"].exists():  # the tracked table's column order, so that new rows do not rewrite every line
+        stored = list(pd.read_csv(TABLES["scores"], nrows=0).columns)
+        scores = scores[[c for c in stored if c in scores] + [c for c in scores if c not in stored]]
     return scores
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .robustness import SCENARIO as ROBUSTNESS
+from .robustness import report_lines as robustness_lines
 from .uncertainty import report_lines as uncertainty_lines
 
 #: Targets of the benchmark issue (pooled CCC), per scenario task (``None``: the scenario's tasks averaged within a
@@ -647,13 +649,18 @@ def _provenance_lines(scores: pd.DataFrame) -> list[str]:
 
 def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, docs: Path, stats: pd.DataFrame) -> None:
     """Write ``docs/benchmarks.md`` (tables, targets, figures) from the scores and the estimates' statistics; the
-    scatter of DECODE's estimates is redrawn when the per-job cache holds them, else kept as it is."""
+    scatter of DECODE's estimates is redrawn when the per-job cache holds them, else kept as it is. The robustness
+    suite's rows have their own section and stay out of every other table and figure."""
+    robustness = robustness_lines(scores)
+    scores = scores[scores["scenario"] != ROBUSTNESS]
+    summary = summary[summary["scenario"] != ROBUSTNESS]
+    stats = stats[stats["scenario"] != ROBUSTNESS]
     jobs = Path(__file__).parent / "results" / "jobs"
     static = docs / "_static" / "benchmarks"
     static.mkdir(parents=True, exist_ok=True)
     _heatmap(summary.assign(method=summary["method"].map(_name)), static / "ccc_heatmap.png")
     _ablation(scores, static / "ablation.png")
-    est_files = sorted(jobs.glob("*__DECODE__0__*.csv.gz"))
+    est_files = sorted(f for f in jobs.glob("*__DECODE__0__*.csv.gz") if not f.name.startswith(f"{ROBUSTNESS}__"))
     if est_files:
         _scatter(pd.concat(pd.read_csv(f) for f in est_files), static / "decode_scatter.png")
     lines = [
@@ -765,6 +772,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
     lines += _noise_table(scores)
     lines += _unknown_lines(summary, scores)
     lines += uncertainty_lines(scores, static)
+    lines += robustness
     peers = summary[summary["method"].isin(DL_PEERS) & np.isfinite(summary["seconds"])]  # failed runs have no time
     if not peers.empty:
         lines += [

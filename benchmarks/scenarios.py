@@ -89,17 +89,22 @@ def proteomics() -> list[Task]:
     round(f * 15) cells with replacement, summed in the files' own values (NaN -> 0), shared proteins only; truth =
     realised composition. N2 holds log-ratios and nanoPOTS z-scores: neither has a linear scale, so these mixtures
     are sums of stored values, not physical mixtures, and both sides are read with ``scale="as_is"``."""
-    n2 = dco.datasets.murine_cellline_proteomics("N2")
-    nano = dco.datasets.murine_cellline_proteomics("nanoPOTS")
-    shared = n2.var_names.intersection(nano.var_names)
-    n2, nano = n2[:, shared].copy(), nano[:, shared].copy()
     tasks = []
-    for ref, query, name in ((n2, nano, "N2 -> nanoPOTS"), (nano, n2, "nanoPOTS -> N2")):
+    for ref, query, name in _proteomics_directions():
         bulk = dco.pp.simulate_pseudobulk(
             query, "cell_type", n_samples=200, cells_per_sample=15, fractions="uniform", scale="as_is", random_state=0
         )
         tasks.append(Task("proteomics", name, ref, "cell_type", bulk, bulk.obsm["fractions"], scale="as_is"))
     return tasks
+
+
+def _proteomics_directions() -> list[tuple[AnnData, AnnData, str]]:
+    """(reference cells, query cells, name) of both proteomics directions, over the proteins both platforms share."""
+    n2 = dco.datasets.murine_cellline_proteomics("N2")
+    nano = dco.datasets.murine_cellline_proteomics("nanoPOTS")
+    shared = n2.var_names.intersection(nano.var_names)
+    n2, nano = n2[:, shared].copy(), nano[:, shared].copy()
+    return [(n2, nano, "N2 -> nanoPOTS"), (nano, n2, "nanoPOTS -> N2")]
 
 
 def tscp_states() -> list[Task]:
@@ -287,6 +292,14 @@ def batch() -> list[Task]:
     return tasks
 
 
+def robustness() -> list[Task]:
+    """Scenario 10: missing material and damaged measurements on every omics layer (see
+    :mod:`benchmarks.robustness`)."""
+    from .robustness import robustness as suite
+
+    return suite()
+
+
 SCENARIOS: dict[str, Callable[[], list[Task]]] = {
     "pbmc68k": pbmc68k,
     "pbmc_real": pbmc_real,
@@ -300,4 +313,5 @@ SCENARIOS: dict[str, Callable[[], list[Task]]] = {
     "unknown": unknown_material,
     "noise": noise,
     "batch": batch,
+    "robustness": robustness,
 }
