@@ -106,15 +106,15 @@ class PseudoTissueGenerator:
         ``exp(s * eps)``, ``s ~ U(1, 3)``) and the rest vary mildly (``exp(0.3 * eps)``), rescaled to the mix's total.
         ``n_cells[i]`` cells of it are drawn with the labels' variance pattern.
         """
-        n = n_cells.size
-        w = rng.dirichlet(np.ones(self.n_labels), n)
-        mu = w @ self.mean.astype(np.float64)
-        var = w @ self.var.astype(np.float64)
-        markers = rng.random(mu.shape) < rng.uniform(0.02, 0.3, (n, 1))
-        spread = np.where(markers, rng.uniform(1.0, 3.0, (n, 1)), 0.3)
-        new = mu * np.exp(spread * rng.standard_normal(mu.shape))
+        n, f32 = n_cells.size, np.float32  # float32 throughout: drawn for every pseudo-tissue of every epoch
+        w = rng.dirichlet(np.ones(self.n_labels), n).astype(f32)
+        mu = w @ self.mean.astype(f32)
+        var = w @ self.var.astype(f32)
+        markers = rng.random(mu.shape, dtype=f32) < rng.uniform(0.02, 0.3, (n, 1)).astype(f32)
+        spread = np.where(markers, rng.uniform(1.0, 3.0, (n, 1)).astype(f32), f32(0.3))
+        new = mu * np.exp(spread * rng.standard_normal(mu.shape, dtype=f32))
         new *= mu.sum(axis=1, keepdims=True) / np.maximum(new.sum(axis=1, keepdims=True), 1e-12)
         sd = np.sqrt(var) * new / np.maximum(mu, 1e-12)
-        c = n_cells[:, None].astype(np.float64)
-        x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape)
-        return np.clip(x, 0, None).astype(np.float32)
+        c = n_cells[:, None].astype(f32)
+        x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)
+        return np.clip(x, 0, None, out=x)

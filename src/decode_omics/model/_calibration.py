@@ -151,6 +151,11 @@ def transferable_features(agreement: np.ndarray, threshold: float = THRESHOLD) -
 #: Above this median log-residual spread, the bulk is not a mix of the reference's labels as measured (samples from
 #: the reference's own platform score well below it; the values measured on the benchmark tasks are in docs/method.md).
 PLATFORM_SHIFT_WARNING = 0.6
+#: Above this unexplained share (:meth:`DECODE.get_unexplained`), :func:`~decode_omics.tl.deconvolve` names the sample
+#: in a warning; above :data:`UNEXPLAINED_MAX_FIT` of median reference fit it names none. Both were chosen on the
+#: robustness suite, seed 0 (which tasks, and what they flag, is in docs/method.md).
+UNEXPLAINED_WARNING = 0.3
+UNEXPLAINED_MAX_FIT = 2.0
 
 
 def log_residual_spread(bulk: np.ndarray, profiles: np.ndarray) -> np.ndarray:
@@ -248,3 +253,42 @@ def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000
             UserWarning,
             stacklevel=4,
         )
+
+
+def check_unexplained(unexplained: pd.Series, reference_fit: pd.Series, mode: str) -> dict:
+    """Name, in a warning, the samples whose unexplained share exceeds :data:`UNEXPLAINED_WARNING`, and say what to
+    do; returns what was checked (for ``uns``).
+
+    The share is read where the bulk's median reference fit is at most :data:`UNEXPLAINED_MAX_FIT`. Further from the
+    reference (on the benchmark, CellBench's RNA mixtures against single cells: 3.0-3.8) the platform shift itself
+    reads as unexplained material (0.7 with nothing missing), no threshold separates missing cell types from it, and
+    the check says so instead of naming samples.
+    """
+    fit = float(np.nanmedian(reference_fit)) if len(reference_fit) else float("nan")
+    out = {"threshold": UNEXPLAINED_WARNING, "median_reference_fit": fit, "checked": bool(fit <= UNEXPLAINED_MAX_FIT)}
+    if not out["checked"]:
+        out["flagged"] = []
+        out["why_not"] = (
+            f"median reference fit {fit:.2f} > {UNEXPLAINED_MAX_FIT}: the bulk is so far from any mix of the "
+            "reference's labels (another platform) that the unexplained share cannot tell missing cell types from "
+            "that shift (an upper bound)"
+        )
+        return out
+    flagged = unexplained.index[unexplained.to_numpy() > UNEXPLAINED_WARNING]
+    out["flagged"] = [str(name) for name in flagged]
+    if len(flagged) == 0:
+        return out
+    names = ", ".join(map(str, flagged[:10])) + (f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
+    what = (
+        "their fractions over the known labels may have handed that material to the most similar known labels, "
+        "and mode='absolute' reports it as `unknown`"
+        if mode == "relative"
+        else "the known labels' fractions share the rest"
+    )
+    warnings.warn(
+        f"The reference leaves more than {UNEXPLAINED_WARNING:.0%} of {len(flagged)} of {len(unexplained)} samples "
+        f"unexplained ({names}): {what}. A reference with the missing cell types or states is the fix.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return out

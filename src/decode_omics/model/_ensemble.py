@@ -60,6 +60,10 @@ class DECODEEnsemble(nn.Module):
         """Every member's fractions, ``n_members x n x K`` (``K + 1`` in absolute mode)."""
         return torch.stack([m(x, denoise=denoise) for m in self.members])
 
+    def unexplained(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
+        """The members' average unknown share (see :meth:`DECODEModule.unexplained`)."""
+        return torch.stack([m.unexplained(x, denoise=denoise) for m in self.members]).mean(dim=0)
+
     def forward(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
         """The members' average fractions (rows still sum to 1)."""
         return self.member_fractions(x, denoise).mean(dim=0)

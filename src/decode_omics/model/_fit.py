@@ -30,11 +30,11 @@ def fit_network(model, settings: TrainSettings) -> bool:
     accelerator, devices, device = parse_device_args(s.accelerator, s.devices, return_device="torch")
     seed = current_seed()
     torch.manual_seed(seed)
-    absolute = model.mode_ == "absolute"
-    bulk = model._bulk_source(None).matrix() if s.adversarial else None
-    train_dl = TrainingBatches(model._sampler, s.n_pseudotissues, s.batch_size, seed, bulk, absolute)
-    val_dl = ValidationBatches(model._sampler, s.n_validation, s.batch_size, seed, absolute)
     plan = DECODETrainingPlan(model.module, **s.plan())
+    bulk = model._bulk_source(None).matrix() if s.adversarial else None
+    unknown_view = draws_unknown_view(model, plan)
+    train_dl = TrainingBatches(model._sampler, s.n_pseudotissues, s.batch_size, seed, bulk, unknown_view)
+    val_dl = ValidationBatches(model._sampler, s.n_validation, s.batch_size, seed, unknown_view)
     if trainer_kwargs.get("strategy") == "ddp":
         # stages that are switched off (discriminator, unknown head) hold parameters no loss uses
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"
@@ -63,6 +63,14 @@ def fit_network(model, settings: TrainSettings) -> bool:
     model.module.to(device)
     model.is_trained_ = True
     return completed
+
+
+def draws_unknown_view(model, plan: DECODETrainingPlan) -> bool:
+    """Whether training batches carry the view with unknown material: wherever a network has an unknown head (which
+    learns from it) or the relative fractions learn to ignore such material (``fractions_with_unknown``) on a linear
+    scale; values read as stored (``scale="as_is"``) have no scale on which material adds up, so no such view."""
+    linear = model.module.transform.normalization == "composition"
+    return model.module.head.unknown is not None or (plan.fractions_with_unknown and linear)
 
 
 def _fit_keeping_ctrl_c(trainer, plan, train_dl, val_dl) -> bool:

@@ -213,6 +213,46 @@ class InferenceMixin:
         return (dist / own.clamp_min(1e-12)).numpy().astype(np.float64)
 
     @shared_docs
+    def get_unexplained(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", platform_correction: bool = False, batch_size: int = 1024,
+    ) -> pd.Series:  # fmt: skip
+        """The share of each bulk sample that the reference's labels do not explain, as the unknown head reads it.
+
+        In absolute mode it is the ``unknown`` column of :meth:`get_fractions`; a relative-mode model on a linear
+        scale learns it too (``unknown_head``), from the same pseudo-tissues with material of new cell types added,
+        so relative fractions come with a check of what they leave out. Read it with the reference fit
+        (:meth:`get_reference_fit`): on bulk from another platform than the reference (fit above about 0.6) the
+        platform shift reads as unexplained material too, and the share is an upper bound. Measured on the
+        benchmark's missing-material tasks: see the method page.
+
+        Parameters
+        ----------
+        {data}
+        platform_correction
+            Divide the samples by the platform gains first (off: the gains are fitted to the bulk and take up part
+            of the material the reference lacks).
+        {batch_size}
+
+        Returns
+        -------
+        Series indexed by sample, in [0, 1].
+        """
+        self._check_if_trained(warn=True)
+        if self.module.head.unknown is None:
+            raise ValueError(
+                "This model has no unknown head: it reads values as stored (no linear scale), was built with "
+                "unknown_head=False, or was saved by a version without one. Use mode='absolute' or train a new model."
+            )
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction)
+
+        def fn(x):
+            return self.module.unexplained(x, denoise=self.denoise_)
+
+        parts = [v for _, v in self._predict(source, fn, max(batch_size, 10_000), batch_size)]
+        return pd.Series(np.concatenate(parts), index=source.obs_names, name="unexplained")
+
+    @shared_docs
     def get_reference_fit(
         self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
         scale: str = "auto",

@@ -201,8 +201,8 @@ class ContrastiveDenoiser(nn.Module):
 
 
 class DeconvolutionHead(nn.Module):
-    """Stage 4: relative fractions (softmax over the known labels) from the signal part of a code and, in absolute
-    mode, the share of unknown material from the signal and noise parts and residual statistics of the input.
+    """Stage 4: relative fractions (softmax over the known labels) from the signal part of a code and, with an
+    unknown head, the share of unknown material from the signal and noise parts and residual statistics of the input.
 
     Parameters
     ----------
@@ -211,22 +211,33 @@ class DeconvolutionHead(nn.Module):
         known labels, input features.
     absolute
         Also predict the unknown share.
+    detach_unknown
+        The unknown head reads the codes without sending gradients back into them: it reports how much of a sample
+        the reference explains without changing how the fractions are learnt (since 2026-12-04; see the method
+        page, *Why the unknown head reads detached codes*).
     """
 
     RESIDUAL_QUANTILES = (0.05, 0.1, 0.25, 0.5)
 
-    def __init__(self, n_latent: int, n_hidden: int, n_labels: int, n_features: int, absolute: bool):
+    def __init__(
+        self, n_latent: int, n_hidden: int, n_labels: int, n_features: int, absolute: bool, detach_unknown=False
+    ):
         super().__init__()
         self.relative = nn.Sequential(_mlp([n_latent, n_hidden // 4]), nn.Linear(n_hidden // 4, n_labels))
-        self.unknown = (
-            nn.Sequential(
-                _mlp([2 * n_latent + len(self.RESIDUAL_QUANTILES), n_hidden // 8]), nn.Linear(n_hidden // 8, 1)
-            )
-            if absolute
-            else None
-        )
+        self.unknown = self._unknown_head(n_latent, n_hidden) if absolute else None
+        self.detach_unknown = detach_unknown
         # Mean per-cell profile of every label (linear scale), for the residual statistics of the unknown head.
         self.register_buffer("label_profiles", torch.zeros(n_labels, n_features))
+
+    @classmethod
+    def _unknown_head(cls, n_latent: int, n_hidden: int) -> nn.Sequential:
+        return nn.Sequential(
+            _mlp([2 * n_latent + len(cls.RESIDUAL_QUANTILES), n_hidden // 8]), nn.Linear(n_hidden // 8, 1)
+        )
+
+    def add_unknown_head(self, n_latent: int, n_hidden: int) -> None:
+        """Give a relative-mode head an unknown head (reading detached codes, see ``detach_unknown``)."""
+        self.unknown = self._unknown_head(n_latent, n_hidden)
 
     def residual_statistics(self, x: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
         """How much of each sample the known labels can explain: quantiles, over the features the known mixture
@@ -244,8 +255,10 @@ class DeconvolutionHead(nn.Module):
     def forward(self, signal: torch.Tensor, noise: torch.Tensor, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """``signal``, ``noise``, ``relative`` fractions and, in absolute mode (needs the input ``x``), ``unknown``."""
         out = {"signal": signal, "noise": noise, "relative": F.softmax(self.relative(signal), dim=-1)}
-        if self.unknown is not None:
+        if self.unknown is not None and x is not None:
             stats = self.residual_statistics(x, out["relative"])
+            if self.detach_unknown:
+                signal, noise = signal.detach(), noise.detach()
             logit = self.unknown(torch.cat([signal, noise, stats], dim=-1))
             out["unknown"] = torch.sigmoid(logit).squeeze(-1)
         return out
@@ -315,6 +328,10 @@ class DECODEModule(nn.Module):
         Dropout in the encoder.
     input_normalization
         Per-sample normalisation of the input (see :class:`InputTransform`).
+    unknown_head
+        Relative mode: also learn the share of unknown material, without letting it shape the codes the fractions
+        are read from, to report how much of each sample the reference explains (:meth:`unexplained`; built after
+        every other part, so the other parts start from the weights a seed always gave them).
     """
 
     def __init__(
@@ -327,17 +344,20 @@ class DECODEModule(nn.Module):
         n_latent: int = 128,
         dropout: float = 0.1,
         input_normalization: str = "composition",
+        unknown_head: bool = False,
     ):
         super().__init__()
         self.absolute = absolute
         # Built in this order so that a seed draws the same initial weights as it always did.
         self.encoder = Encoder(n_features, n_hidden, n_latent, dropout, input_normalization)
         mask = MaskingDenoiser(n_latent, n_hidden // 2)
-        head = DeconvolutionHead(n_latent, n_hidden, n_labels, n_features, absolute)
+        head = DeconvolutionHead(n_latent, n_hidden, n_labels, n_features, absolute, detach_unknown=True)
         adversary = DomainAdversary(n_latent, n_hidden)
         self.denoiser = ContrastiveDenoiser(mask, n_latent)
         self.head = head
         self.adversary = adversary
+        if unknown_head and not absolute:
+            self.head.add_unknown_head(n_latent, n_hidden)
 
     @property
     def transform(self) -> InputTransform:
@@ -361,10 +381,16 @@ class DECODEModule(nn.Module):
         signal, noise = self.denoiser(z) if denoise else (z, torch.zeros_like(z))
         return self.head(signal, noise, x)
 
+    def unexplained(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
+        """The unknown head's share of material the known labels do not explain, per sample (``n``)."""
+        if self.head.unknown is None:
+            raise ValueError("This network has no unknown head.")
+        return self.fractions_from_latent(self.encode(x), denoise=denoise, x=x)["unknown"]
+
     def forward(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
         """Fractions: ``n x K`` (relative) or ``n x (K + 1)`` with the unknown share last (absolute)."""
-        out = self.fractions_from_latent(self.encode(x), denoise=denoise, x=x)
-        if self.head.unknown is None:
+        out = self.fractions_from_latent(self.encode(x), denoise=denoise, x=x if self.absolute else None)
+        if not self.absolute:
             return out["relative"]
         u = out["unknown"].unsqueeze(-1)
         return torch.cat([(1 - u) * out["relative"], u], dim=-1)

@@ -90,7 +90,8 @@ class PseudoTissueSampler:
         self, n: int, rng: np.random.Generator, absolute: bool = False, views: bool = True
     ) -> dict[str, np.ndarray]:
         """``n`` pseudo-tissues: ``x`` (clean), ``y`` (fractions over known cells) and, if ``views``, ``x1`` / ``x2``
-        (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, in absolute mode,
+        (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, if ``absolute``
+        (the view with unknown material: absolute mode, and relative fractions trained to ignore such material),
         ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``) and ``u``.
         """
         cfg, gen = self.config, self.generator
@@ -123,7 +124,8 @@ def _rank_and_world() -> tuple[int, int]:
 class TrainingBatches:
     """An iterable of training batches for Lightning: fresh pseudo-tissues each epoch plus cycled real-bulk batches.
 
-    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, in absolute mode ``xu`` and ``u``, and, when
+    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, with ``absolute`` (the view with unknown
+    material, see :meth:`PseudoTissueSampler.sample`) ``xu`` and ``u``, and, when
     bulk is given, ``bulk`` (a random batch of real bulk samples, never with labels).
 
     Under data-parallel training (``strategy="ddp"``) every process draws its own ``1 / n_processes`` share of the

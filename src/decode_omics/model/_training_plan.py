@@ -20,9 +20,12 @@ class DECODETrainingPlan(pl.LightningModule):
 
     - fraction loss (squared error summed over labels, averaged over samples) on the clean pseudo-tissue and, with
       the denoiser, on its two noisy views read through the denoiser's signal part;
-    - unknown loss (absolute mode): squared error of the unknown share on the clean pseudo-tissue (0) and on a third
-      view with material of a new cell type added (its share); the known labels' fractions are not trained on that
-      view, so they are learnt as in relative mode;
+    - unknown loss (every network with an unknown head): squared error of the unknown share on the clean
+      pseudo-tissue (0) and on a third view with material of a new cell type added (its share). The unknown head
+      reads detached codes: it reports how much of a sample the reference explains and does not change how the
+      fractions are learnt;
+    - with ``fractions_with_unknown`` (off by default: measured on the robustness suite, see the method page), the
+      fraction loss also covers that third view, against the known labels' fractions renormalised over themselves;
     - contrastive loss (InfoNCE, :meth:`ContrastiveDenoiser.loss`) between each clean code and the signal / noise
       parts of its noisy views, weighted by ``contrastive_weight``;
     - adversarial loss: a domain discriminator tells pseudo-tissue codes from real-bulk codes through a gradient
@@ -59,6 +62,10 @@ class DECODETrainingPlan(pl.LightningModule):
         InfoNCE temperature.
     max_epochs
         Used by the adversarial ramp.
+    fractions_with_unknown
+        Train the relative fractions also on pseudo-tissues with unknown material added (share ``U(0,
+        unknown_share)``, see :class:`~decode_omics.model._pseudotissues.PseudoTissueConfig`), against the known
+        labels' renormalised fractions. Needs the third view in every batch (``xu``); without it the term is skipped.
     feature_gain
         Standard deviation of a random log-scale gain per feature, drawn once per training batch and applied to all
         its pseudo-tissues (0: off). It mimics a platform or batch that measures every feature with its own
@@ -81,8 +88,10 @@ class DECODETrainingPlan(pl.LightningModule):
         temperature: float = 0.1,
         max_epochs: int = 100,
         feature_gain: float = 0.0,
+        fractions_with_unknown: bool = False,
     ):
         super().__init__()
+        self.fractions_with_unknown = fractions_with_unknown
         self.spread_weight = spread_weight
         self.feature_gain = feature_gain
         self.module = module
@@ -127,18 +136,29 @@ class DECODETrainingPlan(pl.LightningModule):
         if self.denoise:
             for v in ("1", "2"):
                 zv = m.encode(batch["x" + v], noise_sd)
-                view = m.fractions_from_latent(zv, denoise=True, x=batch["x" + v])
+                view = m.fractions_from_latent(zv, denoise=True)  # no unknown share needed on the noisy views
                 frac = frac + m.head.fraction_loss(view["relative"], batch["y"])
                 n_terms += 1
                 contrastive = contrastive + m.denoiser.loss(z, view["signal"], view["noise"], self.temperature)
             contrastive = contrastive / 2
+        with_unknown = None
+        if "xu" in batch and (m.head.unknown is not None or self.fractions_with_unknown):
+            # A view with material of a new cell type added (share u): the unknown head learns its share and, with
+            # fractions_with_unknown, the known labels' renormalised fractions stay the clean pseudo-tissue's. The
+            # unknown head reads detached codes, so without that option no gradient flows back through this view:
+            # it is encoded without building the graph (a forward pass, no backward).
+            needs_graph = self.fractions_with_unknown or not m.head.detach_unknown
+            with torch.set_grad_enabled(needs_graph and torch.is_grad_enabled()):
+                zu = m.encode(batch["xu"], noise_sd)
+            with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
+            if self.fractions_with_unknown:
+                frac = frac + m.head.fraction_loss(with_unknown["relative"], batch["y"])
+                n_terms += 1
         losses["fraction_loss"] = frac / n_terms
         total = losses["fraction_loss"]
-        if m.absolute:
-            # The unknown head learns from the clean pseudo-tissue (share 0) and a view with unknown material added
-            # (share u); the fractions of the known labels are not trained on that view.
-            zu = m.encode(batch["xu"], noise_sd)
-            with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
+        if m.head.unknown is not None and with_unknown is not None:
+            # The unknown head learns from the clean pseudo-tissue (share 0) and the view with unknown material, from
+            # detached codes: it reports, it does not shape the fractions.
             losses["unknown_loss"] = m.head.unknown_loss(clean["unknown"], with_unknown["unknown"], batch["u"])
             total = total + losses["unknown_loss"]
         if self.denoise:

@@ -160,12 +160,19 @@ def deconvolve(
       interval width over the labels;
     - ``adata.obs[f"{key_added}_reference_fit"]`` (linear scales): how far each sample is from every non-negative mix
       of the reference's labels (see :meth:`~decode_omics.model.DECODE.get_reference_fit`);
+    - ``adata.obs[f"{key_added}_unexplained"]`` (linear scales): the share of each sample the reference's labels do
+      not explain (see :meth:`~decode_omics.model.DECODE.get_unexplained`). A warning names the samples above 0.3
+      (``decode_omics.model._calibration.UNEXPLAINED_WARNING``) and says what to do, unless the bulk's median
+      reference fit exceeds 2.0 (``UNEXPLAINED_MAX_FIT``): that far from the reference the share is an upper bound
+      and no sample is named;
     - ``adata.uns[key_added]``: ``params`` (the settings, among them the detected ``reference_scale`` and
       ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features``
       (how many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's
       accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
-      and ``domain_distance``), and with ``uncertainty=True`` ``uncertainty`` (``level``, ``n_members``, the platform
-      ``shift`` the intervals were calibrated for and how it was measured).
+      and ``domain_distance``), ``unexplained`` (linear scales: ``threshold``, ``median_reference_fit``,
+      ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), and with ``uncertainty=True``
+      ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
+      was measured).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -229,6 +236,8 @@ def _returned(result, models, return_model: bool):
 
 
 def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> None:
+    from ..model._calibration import check_unexplained
+
     fractions = frames[0]
     adata.obsm[key_added] = fractions
     if len(frames) == 3:
@@ -236,9 +245,12 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         adata.obsm[f"{key_added}_lower"], adata.obsm[f"{key_added}_upper"] = lower, upper
         adata.obs[f"{key_added}_interval_width"] = (upper - lower).mean(axis=1).to_numpy()
     if not model._reads_as_stored():
-        adata.obs[f"{key_added}_reference_fit"] = model.get_reference_fit(
-            adata, layer=fit["layer"], scale=fit["scale"]
-        ).to_numpy()
+        reference_fit = model.get_reference_fit(adata, layer=fit["layer"], scale=fit["scale"])
+        adata.obs[f"{key_added}_reference_fit"] = reference_fit.to_numpy()
+        if model.module.head.unknown is not None:
+            unexplained = model.get_unexplained(adata, layer=fit["layer"], scale=fit["scale"])
+            adata.obs[f"{key_added}_unexplained"] = unexplained.to_numpy()
+            checked = check_unexplained(unexplained, reference_fit, fit["mode"])
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
@@ -256,6 +268,8 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         "history": history,
         "diagnostics": _diagnostics(model, fractions),
     }
+    if not model._reads_as_stored() and model.module.head.unknown is not None:
+        adata.uns[key_added]["unexplained"] = checked
     if len(frames) == 3:
         calibration = model.interval_calibration_
         adata.uns[key_added]["uncertainty"] = {

@@ -1,0 +1,146 @@
+"""What the reference leaves unexplained: a relative-mode model's unknown head, ``get_unexplained`` and the warning of
+``tl.deconvolve``; and the training option that fits the fractions on pseudo-tissues with unknown material."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+import torch
+from conftest import reference_and_bulk
+
+import decode_omics as dco
+from decode_omics.model import DECODE, DECODEModule, DECODETrainingPlan
+from decode_omics.model._calibration import UNEXPLAINED_MAX_FIT, UNEXPLAINED_WARNING, check_unexplained
+
+FAST = {"max_epochs": 30, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
+KNOWN = ["type0", "type1", "type2"]
+
+
+def _planted(seed=4, share=(0.0, 0.6)):
+    """type3 in the bulk (a share drawn from ``share``), not in the reference."""
+    ref, bulk = reference_and_bulk(seed, n_samples=60, unknown=["type3"], unknown_fraction=share, unknown_column=True)
+    ref = ref[ref.obs["cell_type"] != "type3"].copy()
+    ref.obs["cell_type"] = ref.obs["cell_type"].cat.remove_unused_categories()
+    return ref, bulk
+
+
+@pytest.fixture(scope="module")
+def relative():
+    ref, bulk = _planted()
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk)
+    model.train(**FAST)
+    return model, ref, bulk
+
+
+def test_relative_model_reports_the_unexplained_share(relative, tmp_path):
+    model, _, bulk = relative
+    truth = bulk.obsm["fractions"]
+    unexplained = model.get_unexplained()
+    assert list(unexplained.index) == list(bulk.obs_names) and unexplained.between(0, 1).all()
+    assert np.corrcoef(unexplained, truth["unknown"])[0, 1] > 0.6
+    assert np.sqrt(((unexplained - truth["unknown"]) ** 2).mean()) < 0.25
+    # the relative fractions stay fractions over the known labels, and accurate over them
+    f = model.get_fractions()
+    assert list(f.columns) == KNOWN
+    assert dco.metrics.ccc(f, truth[KNOWN].div(truth[KNOWN].sum(axis=1), axis=0)) > 0.9
+    model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.get_unexplained(bulk), unexplained, atol=1e-6)
+
+
+def _batch(n=16, n_features=20, n_labels=3):
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.gamma(2.0, 1.0, (n, n_features)), dtype=torch.float32)
+    y = torch.as_tensor(rng.dirichlet(np.ones(n_labels), n), dtype=torch.float32)
+    return {"x": x, "x1": 1.1 * x, "x2": 0.9 * x, "y": y, "xu": x + 3.0, "u": torch.full((n,), 0.3)}
+
+
+@pytest.mark.parametrize("mode", ["relative", "absolute"])
+def test_the_unknown_head_does_not_shape_the_fractions(mode):
+    """The unknown loss sends no gradient into the encoder, the denoiser or the fraction head (in either mode): it
+    reports the share, it does not change how the fractions are learnt."""
+    torch.manual_seed(0)
+    module = DECODEModule(20, 3, absolute=mode == "absolute", unknown_head=True)
+    module.eval()
+    plan = DECODETrainingPlan(module, input_noise=0.0, adversarial=False)
+    plan._network_losses(module, _batch(), train=True)["unknown_loss"].backward()
+    for name, p in module.named_parameters():
+        reached = p.grad is not None and bool(p.grad.abs().sum() > 0)
+        assert reached == name.startswith("head.unknown."), name
+
+
+def test_deconvolve_writes_the_share_and_names_the_samples_above_the_threshold(tmp_path):
+    ref, bulk = _planted(seed=5, share=(0.0, 0.8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dco.tl.deconvolve(bulk, ref, "cell_type", train_kwargs=FAST)
+    unexplained = bulk.obs["decode_unexplained"]
+    above = list(bulk.obs_names[unexplained > UNEXPLAINED_WARNING])
+    checked = bulk.uns["decode"]["unexplained"]
+    assert checked["checked"] and checked["median_reference_fit"] <= UNEXPLAINED_MAX_FIT
+    assert checked["flagged"] == above and checked["threshold"] == UNEXPLAINED_WARNING
+    bulk.write_h5ad(tmp_path / "bulk.h5ad")  # the record survives h5ad
+    assert 0 < len(above) < bulk.n_obs  # the planted shares span the threshold
+    # the flagged samples hold more of the planted type than the others
+    truth = bulk.obsm["fractions"]["unknown"]
+    assert truth[above].mean() > truth.drop(above).mean() + 0.2
+    message = next(str(w.message) for w in caught if "unexplained" in str(w.message))
+    assert f"{len(above)} of {bulk.n_obs} samples" in message and "mode='absolute'" in message
+    assert all(name in message for name in above[:10])
+
+
+def test_no_warning_when_the_reference_explains_the_bulk():
+    ref, bulk = reference_and_bulk(6, n_samples=30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dco.tl.deconvolve(bulk, ref, "cell_type", train_kwargs=FAST)
+    assert bulk.obs["decode_unexplained"].max() < UNEXPLAINED_WARNING
+    assert not [w for w in caught if "unexplained" in str(w.message)]
+
+
+def test_the_check_is_not_made_across_platforms():
+    """On bulk from another platform the share is an upper bound: nothing is named, and uns says why."""
+    names = [f"s{i}" for i in range(5)]
+    unexplained = pd.Series([0.1, 0.5, 0.6, 0.2, 0.9], index=names)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        across = check_unexplained(unexplained, pd.Series(3.0, index=names), "relative")
+    assert not caught and not across["checked"] and across["flagged"] == []
+    assert "another platform" in across["why_not"]
+    with pytest.warns(UserWarning, match=r"3 of 5 samples unexplained \(s1, s2, s4\)"):
+        same = check_unexplained(unexplained, pd.Series(0.2, index=names), "relative")
+    assert same["checked"] and same["flagged"] == ["s1", "s2", "s4"]
+
+
+def test_unknown_head_can_be_switched_off_and_needs_a_linear_scale(no_training):
+    ref, bulk = reference_and_bulk(7, n_samples=10)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, unknown_head=False)
+    assert model.module.head.unknown is None
+    model.is_trained_ = True
+    with pytest.raises(ValueError, match="no unknown head"):
+        model.get_unexplained()
+    centred = ref.copy()
+    centred.X = np.log1p(np.asarray(ref.X)) - np.log1p(np.asarray(ref.X)).mean(axis=0)
+    DECODE.setup_anndata(centred, labels_key="cell_type", scale="as_is")
+    with pytest.raises(ValueError, match="unknown_head=True needs a linear scale"):
+        DECODE(centred, unknown_head=True)
+    assert DECODE(centred).module.head.unknown is None  # values as stored: no unknown head by default
+
+
+def test_fractions_with_unknown_adds_the_unknown_view_to_the_fraction_loss():
+    torch.manual_seed(0)
+    module = DECODEModule(20, 3)
+    module.eval()
+    batch = _batch()
+    without = DECODETrainingPlan(module, adversarial=False)._network_losses(module, batch, train=False)
+    with_view = DECODETrainingPlan(module, adversarial=False, fractions_with_unknown=True)
+    loss = with_view._network_losses(module, batch, train=False)["fraction_loss"]
+    on_view = module.head.fraction_loss(module(batch["xu"]), batch["y"])
+    torch.testing.assert_close(loss, (3 * without["fraction_loss"] + on_view) / 4)
