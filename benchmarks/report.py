@@ -610,6 +610,43 @@ def _unknown_lines(summary: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _src_changed_since(commit: str) -> bool | None:
+    """Whether ``src/`` differs between ``commit`` and HEAD (``None`` when git cannot tell)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "diff", "--quiet", commit, "HEAD", "--", "src/"],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {0: False, 1: True}.get(out.returncode)
+
+
+def _stale_lines(scores: pd.DataFrame, changed=_src_changed_since) -> list[str]:
+    """A *Read this first* item when DECODE rows were measured on a package (``src/``) that has changed since:
+    their figures are not the current code's until they are rerun."""
+    if "commit" not in scores:
+        return []
+    jobs = scores[scores["method"].str.startswith("DECODE")].drop_duplicates(["scenario", "method", "seed"])
+    verdict = {c: changed(c) for c in jobs["commit"].dropna().astype(str).unique()}
+    state = jobs["commit"].map(lambda c: "unrecorded" if pd.isna(c) else verdict[str(c)])
+    n_stale, n_unrecorded = int(state.map(lambda v: v is True).sum()), int((state == "unrecorded").sum())
+    if not n_stale:
+        return []
+    return [
+        f"- **{n_stale} of the {len(jobs)} DECODE jobs ran on a package that has changed since** (`src/` differs",
+        "  between their recorded commit and this page's; the *commit* column of *Results* names it), and"
+        f" {n_unrecorded}",
+        "  recorded no commit (stored before jobs recorded one, so older still). Their figures are those packages':",
+        "  a change that moves accuracy is described, with what it was measured on, in `CHANGELOG.md` and on the",
+        "  method page until the jobs are rerun (`python -m benchmarks run`).",
+    ]
+
+
 def _provenance_lines(scores: pd.DataFrame) -> list[str]:
     """Which jobs recorded their commit and configuration, and which were stored before jobs did."""
     jobs = scores.drop_duplicates(["scenario", "method", "seed"])
@@ -695,6 +732,7 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
         "  No default's choice cites `cellbench` (git log, CHANGELOG, method page), but its RNAmix wells were scored",
         "  throughout development. The CellBench *cell* mixtures of *A scenario no default was chosen on* were never",
         "  used before; they were scored once, with the defaults frozen.",
+        *_stale_lines(scores),
         "- **Seeds.** DECODE rows give the mean ± sd over their seeds (*seeds* column); the *Targets* table also gives",
         "  the worst seed and counts a target as met only when the worst seed reaches it. **The peers ran one seed**,",
         "  so a peer figure is a single run: NNLS, dtangle and RNA-Sieve are deterministic (the seed is unused), the",

@@ -83,3 +83,20 @@ def test_display_names_and_seed_average():
     )
     assert report._seed_average_ccc(stats, "s", "t") == (0.9, 3)
     assert np.isnan(report._seed_average_ccc(stats, "s", "other")[0])
+
+
+def test_decode_rows_from_a_changed_package_are_flagged():
+    scores = pd.DataFrame(
+        {
+            "scenario": ["a", "a", "b", "b"],
+            "task": ["t", "t", "t", "t"],
+            "method": ["DECODE", "NNLS", "DECODE", "DECODE no denoiser"],
+            "seed": [0, 0, 0, 0],
+            "ccc": [0.9, 0.5, 0.8, 0.7],
+            "commit": ["old", "old", "new", None],
+        }
+    )
+    lines = report._stale_lines(scores, changed=lambda commit: commit == "old")
+    assert lines and lines[0].startswith("- **1 of the 3 DECODE jobs ran on a package that has changed since**")
+    assert lines[1].endswith("), and 1")  # the job without a recorded commit is counted apart
+    assert report._stale_lines(scores, changed=lambda commit: False) == []
