@@ -222,9 +222,10 @@ class InferenceMixin:
         In absolute mode it is the ``unknown`` column of :meth:`get_fractions`; a relative-mode model on a linear
         scale learns it too (``unknown_head``), from the same pseudo-tissues with material of new cell types added,
         so relative fractions come with a check of what they leave out. Read it with the reference fit
-        (:meth:`get_reference_fit`): on bulk from another platform than the reference (fit above about 0.6) the
-        platform shift reads as unexplained material too, and the share is an upper bound. Measured on the
-        benchmark's missing-material tasks: see the method page.
+        (:meth:`get_reference_fit`): on bulk far from every mix of the labels (median fit above about 2, as
+        CellBench's RNA mixtures against single cells) the platform shift reads as unexplained material too, and
+        the share is an upper bound; a batch shift can do the same on a smaller scale (kidney replicates). Measured
+        on the benchmark's missing-material tasks: see the method page.
 
         Parameters
         ----------

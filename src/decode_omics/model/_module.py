@@ -204,6 +204,10 @@ class DeconvolutionHead(nn.Module):
     """Stage 4: relative fractions (softmax over the known labels) from the signal part of a code and, with an
     unknown head, the share of unknown material from the signal and noise parts and residual statistics of the input.
 
+    The unknown head reads the codes detached, sending no gradient back into them: it reports how much of a sample
+    the reference explains without changing how the fractions are learnt (since 2026-12-04; see the method page,
+    *Why the unknown head reads detached codes*).
+
     Parameters
     ----------
     n_latent, n_hidden, n_labels, n_features
@@ -211,21 +215,14 @@ class DeconvolutionHead(nn.Module):
         known labels, input features.
     absolute
         Also predict the unknown share.
-    detach_unknown
-        The unknown head reads the codes without sending gradients back into them: it reports how much of a sample
-        the reference explains without changing how the fractions are learnt (since 2026-12-04; see the method
-        page, *Why the unknown head reads detached codes*).
     """
 
     RESIDUAL_QUANTILES = (0.05, 0.1, 0.25, 0.5)
 
-    def __init__(
-        self, n_latent: int, n_hidden: int, n_labels: int, n_features: int, absolute: bool, detach_unknown=False
-    ):
+    def __init__(self, n_latent: int, n_hidden: int, n_labels: int, n_features: int, absolute: bool):
         super().__init__()
         self.relative = nn.Sequential(_mlp([n_latent, n_hidden // 4]), nn.Linear(n_hidden // 4, n_labels))
         self.unknown = self._unknown_head(n_latent, n_hidden) if absolute else None
-        self.detach_unknown = detach_unknown
         # Mean per-cell profile of every label (linear scale), for the residual statistics of the unknown head.
         self.register_buffer("label_profiles", torch.zeros(n_labels, n_features))
 
@@ -236,7 +233,7 @@ class DeconvolutionHead(nn.Module):
         )
 
     def add_unknown_head(self, n_latent: int, n_hidden: int) -> None:
-        """Give a relative-mode head an unknown head (reading detached codes, see ``detach_unknown``)."""
+        """Give a relative-mode head an unknown head (it reads detached codes, as every unknown head does)."""
         self.unknown = self._unknown_head(n_latent, n_hidden)
 
     def residual_statistics(self, x: torch.Tensor, relative: torch.Tensor) -> torch.Tensor:
@@ -253,13 +250,11 @@ class DeconvolutionHead(nn.Module):
         return torch.quantile(ratio[:, expressed], q, dim=1).T.clamp(0, 2)
 
     def forward(self, signal: torch.Tensor, noise: torch.Tensor, x: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """``signal``, ``noise``, ``relative`` fractions and, in absolute mode (needs the input ``x``), ``unknown``."""
+        """``signal``, ``noise``, ``relative`` fractions and, with an unknown head and the input ``x``, ``unknown``."""
         out = {"signal": signal, "noise": noise, "relative": F.softmax(self.relative(signal), dim=-1)}
         if self.unknown is not None and x is not None:
             stats = self.residual_statistics(x, out["relative"])
-            if self.detach_unknown:
-                signal, noise = signal.detach(), noise.detach()
-            logit = self.unknown(torch.cat([signal, noise, stats], dim=-1))
+            logit = self.unknown(torch.cat([signal.detach(), noise.detach(), stats], dim=-1))
             out["unknown"] = torch.sigmoid(logit).squeeze(-1)
         return out
 
@@ -351,7 +346,7 @@ class DECODEModule(nn.Module):
         # Built in this order so that a seed draws the same initial weights as it always did.
         self.encoder = Encoder(n_features, n_hidden, n_latent, dropout, input_normalization)
         mask = MaskingDenoiser(n_latent, n_hidden // 2)
-        head = DeconvolutionHead(n_latent, n_hidden, n_labels, n_features, absolute, detach_unknown=True)
+        head = DeconvolutionHead(n_latent, n_hidden, n_labels, n_features, absolute)
         adversary = DomainAdversary(n_latent, n_hidden)
         self.denoiser = ContrastiveDenoiser(mask, n_latent)
         self.head = head

@@ -147,8 +147,7 @@ class DECODETrainingPlan(pl.LightningModule):
             # fractions_with_unknown, the known labels' renormalised fractions stay the clean pseudo-tissue's. The
             # unknown head reads detached codes, so without that option no gradient flows back through this view:
             # it is encoded without building the graph (a forward pass, no backward).
-            needs_graph = self.fractions_with_unknown or not m.head.detach_unknown
-            with torch.set_grad_enabled(needs_graph and torch.is_grad_enabled()):
+            with torch.set_grad_enabled(self.fractions_with_unknown and torch.is_grad_enabled()):
                 zu = m.encode(batch["xu"], noise_sd)
             with_unknown = m.fractions_from_latent(zu, denoise=self.denoise, x=batch["xu"])
             if self.fractions_with_unknown:
