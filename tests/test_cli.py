@@ -363,3 +363,15 @@ def test_predict_streams_a_cohort_to_csv(files, tmp_path, capsys, fast_training)
     pd.testing.assert_frame_equal(pd.read_csv(csv, index_col=0), raw, check_names=False, atol=1e-5)
     assert np.abs(np.log(model.platform_gains_)).max() > 0.01  # so the two differ
     assert not np.allclose(raw.to_numpy(), expected.to_numpy(), atol=1e-5)
+
+
+def test_measurement_noise_option(files, tmp_path, capsys, fast_training):
+    out = tmp_path / "out.h5ad"
+    assert main(_deconvolve_args(files["ref"], files["bulk"], out, "--measurement-noise", "auto")) == 0
+    used = ad.read_h5ad(out).uns["decode"]["params"]["measurement_noise"]
+    assert isinstance(used, float) and used >= 0  # the estimate that was trained with is recorded
+    assert main(_deconvolve_args(files["ref"], files["bulk"], out, "--measurement-noise", "0.05", "--overwrite")) == 0
+    assert ad.read_h5ad(out).uns["decode"]["params"]["measurement_noise"] == 0.05
+    with pytest.raises(SystemExit) as exc:
+        main(_deconvolve_args(files["ref"], files["bulk"], out, "--measurement-noise", "-1", "--overwrite"))
+    assert exc.value.code == 2 and "must be 'auto' or a number >= 0" in capsys.readouterr().err

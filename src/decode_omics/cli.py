@@ -22,6 +22,19 @@ _DEMO_DESCRIPTION = (
 )
 
 
+def _measurement_noise(value: str) -> float | str:
+    """``--measurement-noise``: ``auto`` or a number >= 0."""
+    if value == "auto":
+        return value
+    try:
+        sd = float(value)
+    except ValueError:
+        sd = -1.0
+    if not sd >= 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number >= 0, got {value!r}")
+    return sd
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="decode-omics",
@@ -79,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("--max-epochs", type=int, default=None, help="training epochs (default: 100, early stopping)")
     dec.add_argument("--n-pseudotissues", type=int, default=None, help="pseudo-tissues per epoch (default: 2048)")
+    dec.add_argument(
+        "--measurement-noise",
+        type=_measurement_noise,
+        default=None,
+        metavar="SD|auto",
+        help="train with the noise a measurement adds per value (log-scale sd), or 'auto' to estimate the bulk's "
+        "noise beyond the pseudo-tissues' (default: 0, none)",
+    )
     dec.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     dec.add_argument("--csv", default=None, metavar="FRACTIONS.csv", help="also write the fractions as CSV")
     dec.add_argument(
@@ -205,6 +226,8 @@ def _deconvolve(args) -> int:
         train_kwargs["max_epochs"] = args.max_epochs
     if args.n_pseudotissues is not None:
         train_kwargs["n_pseudotissues"] = args.n_pseudotissues
+    if args.measurement_noise is not None:
+        train_kwargs["measurement_noise"] = args.measurement_noise
     start = time.perf_counter()
     try:
         result = dco.tl.deconvolve(

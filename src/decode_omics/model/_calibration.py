@@ -158,36 +158,57 @@ UNEXPLAINED_WARNING = 0.3
 UNEXPLAINED_MAX_FIT = 2.0
 
 
-def log_residual_spread(bulk: np.ndarray, profiles: np.ndarray) -> np.ndarray:
-    """Per sample: the spread of ``log(composition / composition of its best non-negative mix of label profiles)``.
+def log_residuals(samples: np.ndarray, profiles: np.ndarray) -> np.ndarray:
+    """Per sample and feature: ``log(composition / composition of its best non-negative mix of label profiles)``.
 
     Parameters
     ----------
-    bulk
+    samples
         Samples x features, linear scale.
     profiles
         Labels x features: each label's mean per-cell profile, linear scale, same features.
 
     Returns
     -------
-    Standard deviation, over the half of the features the labels express most, of the log-ratio between each sample's
-    composition and that of its NNLS fit from the label compositions (NaN for an all-zero sample). Samples made of the
-    reference's labels on the reference's platform score low (cell-to-cell sampling only); a platform or batch that
-    measures every feature with its own efficiency, or much material of types the reference lacks, scores high.
+    Samples x the half of the features the labels express most: the log-ratio between each sample's composition and
+    that of its NNLS fit from the label compositions (a pseudocount of 1e-3 x the fit's median on both sides; a row of
+    NaN for an all-zero sample). :func:`nnls_mixes` returns the mixes themselves too.
     """
+    return nnls_mixes(samples, profiles)[1]
+
+
+def nnls_mixes(samples: np.ndarray, profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's best non-negative mix of the label compositions (samples x labels; weights on the unit-sum
+    profiles, so they sum to about 1) and its :func:`log_residuals` (rows of NaN and zero weights for an all-zero
+    sample)."""
     P = np.asarray(profiles, dtype=np.float64)
     P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
     expressed = P.mean(axis=0) >= np.median(P.mean(axis=0))
     P = P[:, expressed]
-    B = np.asarray(bulk, dtype=np.float64)
+    B = np.asarray(samples, dtype=np.float64)
     totals = B.sum(axis=1)
-    out = np.full(B.shape[0], np.nan)
+    weights = np.zeros((B.shape[0], P.shape[0]))
+    out = np.full((B.shape[0], P.shape[1]), np.nan)
     for i in np.flatnonzero(totals > 0):  # one small NNLS per sample (labels x expressed features)
         b = B[i, expressed] / totals[i]
-        w, _ = nnls(P.T, b)
-        fit = w @ P
+        weights[i], _ = nnls(P.T, b)
+        fit = weights[i] @ P
         eps = 1e-3 * max(float(np.median(fit)), 1e-300)
-        out[i] = float(np.std(np.log((b + eps) / (fit + eps))))
+        out[i] = np.log((b + eps) / (fit + eps))
+    return weights, out
+
+
+def log_residual_spread(bulk: np.ndarray, profiles: np.ndarray) -> np.ndarray:
+    """Per sample: the spread of its :func:`log_residuals` (NaN for an all-zero sample).
+
+    Samples made of the reference's labels on the reference's platform score low (cell-to-cell sampling only); a
+    platform or batch that measures every feature with its own efficiency, or much material of types the reference
+    lacks, scores high.
+    """
+    R = log_residuals(bulk, profiles)
+    out = np.full(R.shape[0], np.nan)
+    rows = ~np.isnan(R).any(axis=1)
+    out[rows] = R[rows].std(axis=1)
     return out
 
 

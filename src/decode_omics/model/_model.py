@@ -20,6 +20,7 @@ from ._ensemble import build_network, ensemble_file_layout, members
 from ._fit import fit_network
 from ._inference import InferenceMixin
 from ._intervals import fit_interval_calibration
+from ._noise import estimate_measurement_noise
 from ._pseudotissues import PseudoTissueSampler
 from ._reference import label_values, prepare_registered, refuse_silent_labels
 from ._registry import attach_reference, register, registered
@@ -282,6 +283,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         adversarial_weight: float = 0.1,
         spread_weight: float = 1.0,
         input_noise: float = 0.2,
+        measurement_noise: float | Literal["auto"] = 0.0,
         align: Literal["bulk", "both"] = "bulk",
         early_stopping: bool = True,
         early_stopping_patience: int = 15,
@@ -320,6 +322,14 @@ class DECODE(InferenceMixin, BaseModelClass):
             encoder can evade the discriminator by mapping every bulk sample to nearly one code.
         input_noise
             Standard deviation of Gaussian noise on the normalised input in training.
+        measurement_noise
+            Standard deviation, on the log scale, of a random factor on every value of every pseudo-tissue in
+            training, which teaches the network the noise a measurement adds per sample and feature (default 0:
+            none). ``"auto"``: the registered bulk's noise beyond the pseudo-tissues', estimated without truth from
+            how each sample departs from its best mix of the label profiles (:mod:`~decode_omics.model._noise`; 0,
+            and training unchanged, for bulk averaged over many cells, for values read as stored, for bulk from
+            another platform and without registered bulk). The value used is recorded in :attr:`train_settings_`.
+            Off by default because it costs accuracy on bulk without added noise; measured on the method page.
         align
             Which codes the adversarial stage moves: ``"bulk"`` (only the real bulk's, towards the pseudo-tissues)
             or ``"both"`` (classical DANN).
@@ -357,6 +367,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             logger.info("No bulk registered: the adversarial stage is off.")
             adversarial = False
         settings = TrainSettings.from_call(locals())
+        if settings.measurement_noise == "auto":
+            settings.measurement_noise = estimate_measurement_noise(self)
+        elif not isinstance(measurement_noise, (int, float)) or measurement_noise < 0:
+            raise ValueError(f"measurement_noise must be 'auto' or a number >= 0, got {measurement_noise!r}.")
         # trained on, and calibrated to, the bulk as measured
         self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None
         self.module.transform.mask.fill_(1.0)  # a new training reads every feature first

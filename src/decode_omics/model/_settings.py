@@ -29,6 +29,7 @@ class TrainSettings:
     adversarial_weight: float = 0.1
     spread_weight: float = 1.0
     input_noise: float = 0.2
+    measurement_noise: float | str = 0.0
     align: str = "bulk"
     early_stopping: bool = True
     early_stopping_patience: int = 15
@@ -50,6 +51,7 @@ class TrainSettings:
         "adversarial_weight",
         "spread_weight",
         "input_noise",
+        "measurement_noise",
         "align",
     )
 
@@ -62,7 +64,8 @@ class TrainSettings:
     def plan(self) -> dict:
         """Keyword arguments of :class:`~decode_omics.model.DECODETrainingPlan`."""
         keys = ("lr", "denoise", "adversarial", "contrastive_weight", "adversarial_weight", "spread_weight")
-        return {k: getattr(self, k) for k in (*keys, "input_noise", "align", "max_epochs")} | (self.plan_kwargs or {})
+        keys += ("input_noise", "measurement_noise", "align", "max_epochs")
+        return {k: getattr(self, k) for k in keys} | (self.plan_kwargs or {})
 
     def recorded(self) -> dict:
         """The settings a trained model records, with the seed."""

@@ -66,11 +66,19 @@ class DECODETrainingPlan(pl.LightningModule):
         Train the relative fractions also on pseudo-tissues with unknown material added (share ``U(0,
         unknown_share)``, see :class:`~decode_omics.model._pseudotissues.PseudoTissueConfig`), against the known
         labels' renormalised fractions. Needs the third view in every batch (``xu``); without it the term is skipped.
+    measurement_noise
+        Standard deviation, on the log scale, of a random factor ``exp(N(0, sd^2))`` drawn for every value of every
+        pseudo-tissue view in training (0: off; never on the real bulk). It mimics the noise a measurement adds per
+        sample and feature; :meth:`~decode_omics.model.DECODE.train` sets it from the registered bulk
+        (``measurement_noise="auto"``, see :mod:`~decode_omics.model._noise`).
     feature_gain
         Standard deviation of a random log-scale gain per feature, drawn once per training batch and applied to all
         its pseudo-tissues (0: off). It mimics a platform or batch that measures every feature with its own
         efficiency, so the network cannot rely on the reference's exact per-feature calibration.
     """
+
+    #: The pseudo-tissue views that ``measurement_noise`` perturbs.
+    MEASURED_VIEWS = ("x", "x1", "x2", "xu")
 
     def __init__(
         self,
@@ -89,8 +97,12 @@ class DECODETrainingPlan(pl.LightningModule):
         max_epochs: int = 100,
         feature_gain: float = 0.0,
         fractions_with_unknown: bool = False,
+        measurement_noise: float = 0.0,
     ):
         super().__init__()
+        if not measurement_noise >= 0 or not math.isfinite(measurement_noise):
+            raise ValueError(f"measurement_noise must be >= 0, got {measurement_noise}.")
+        self.measurement_noise = float(measurement_noise)
         self.fractions_with_unknown = fractions_with_unknown
         self.spread_weight = spread_weight
         self.feature_gain = feature_gain
@@ -117,6 +129,11 @@ class DECODETrainingPlan(pl.LightningModule):
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
             batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
+        if train and self.measurement_noise > 0:
+            # every value of every pseudo-tissue view gets its own log-normal factor (never the real bulk)
+            sd = self.measurement_noise
+            views = self.MEASURED_VIEWS
+            batch = {k: v * torch.exp(sd * torch.randn_like(v)) if k in views else v for k, v in batch.items()}
         if not isinstance(self.module, DECODEEnsemble):
             return self._network_losses(self.module, batch, train)
         per_member = [self._network_losses(m, batch, train) for m in self.module.members]
