@@ -279,6 +279,10 @@ def run(args) -> None:
     )
     scores.drop(columns=["config", "_order"]).to_csv(TABLES["scores"], index=False)
     stats.to_csv(TABLES["estimate_stats"], index=False)
+    from .per_label import collect as per_label
+
+    labels = per_label(page, TABLES["per_label"])
+    labels.to_csv(TABLES["per_label"], index=False)
     summary = (
         scores.groupby(["scenario", "task", "method"])
         .agg(
@@ -297,7 +301,7 @@ def run(args) -> None:
     summary.to_csv(TABLES["summary"], index=False)
     from .report import write_report
 
-    write_report(scores, summary, _versions(), DOCS, stats)
+    write_report(scores, summary, _versions(), DOCS, stats, labels)
     print(summary.to_string(index=False))
 
 
@@ -308,6 +312,7 @@ TABLES = {
     "jobs": RESULTS / "jobs.csv",  # one row per job that recorded its provenance, with its configuration
     "estimate_stats": RESULTS / "estimate_stats.csv",  # the estimates' spread per job x task; seeds averaged
     "summary": RESULTS / "summary.csv",  # one row per scenario x task x method
+    "per_label": RESULTS / "per_label.csv",  # each label's mean estimate, mean truth and CCC per job x task
 }
 
 

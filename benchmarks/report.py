@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .per_label import lines as per_label_lines
 from .robustness import SCENARIO as ROBUSTNESS
 from .robustness import report_lines as robustness_lines
 from .uncertainty import report_lines as uncertainty_lines
@@ -684,8 +685,16 @@ def _provenance_lines(scores: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, docs: Path, stats: pd.DataFrame) -> None:
-    """Write ``docs/benchmarks.md`` (tables, targets, figures) from the scores and the estimates' statistics; the
+def write_report(
+    scores: pd.DataFrame,
+    summary: pd.DataFrame,
+    versions: dict,
+    docs: Path,
+    stats: pd.DataFrame,
+    per_label: pd.DataFrame | None = None,
+) -> None:
+    """Write ``docs/benchmarks.md`` (tables, targets, figures) from the scores, the estimates' statistics and the
+    per-label table (:mod:`benchmarks.per_label`); the
     scatter of DECODE's estimates is redrawn when the per-job cache holds them, else kept as it is. The robustness
     suite's rows have their own section and stay out of every other table and figure."""
     robustness = robustness_lines(scores)
@@ -832,6 +841,8 @@ def write_report(scores: pd.DataFrame, summary: pd.DataFrame, versions: dict, do
                 f"| {scenario} | {task} | {d:.0f} | {_name(fastest['method'])} {fastest['seconds']:.0f} | "
                 f"{'yes' if d < fastest['seconds'] else '**no**'} |"
             )
+    if per_label is not None:
+        lines += ["", *per_label_lines(per_label)]
     lines += ["", "## Per-label CCC of DECODE (seed 0)", ""]
     dec0 = scores[(scores["method"] == "DECODE") & (scores["seed"] == 0)]
     for _, r in dec0.iterrows():
