@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._cache import job_key, task_estimates
 from .report import ABLATION, PEERS
 
 HERE = Path(__file__).resolve().parent
@@ -380,10 +381,8 @@ def _estimate_stats(page: list[tuple[str, Path]]) -> pd.DataFrame:
         if not gz.exists():
             continue
         from_cache.add(tag)
-        scenario, method, seed = tag.split("__")[0], tag.split("__")[1].replace("_", " "), int(tag.split("__")[2])
-        for task, d in pd.read_csv(gz).groupby("task", sort=False):
-            est = d.pivot(index="index", columns="label", values="estimate")
-            truth = d.pivot(index="index", columns="label", values="truth")
+        scenario, method, seed = job_key(tag)
+        for task, est, truth in task_estimates(pd.read_csv(gz)):
             rows.append(
                 {
                     "job": tag,

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._cache import job_key, task_estimates
+
 COLUMNS = ["job", "scenario", "task", "method", "seed", "label", "estimate_mean", "truth_mean", "ccc"]
 #: Scenarios whose truth is measured on real samples (flow cytometry), shown on the page.
 REAL_TRUTH = ("pbmc_real",)
@@ -25,30 +27,25 @@ def job_rows(tag: str, estimates: pd.DataFrame) -> list[dict]:
     per task and label over the labels both sides have, each side renormalised over them (as the pooled score is)."""
     import decode_omics as dco
 
-    scenario, method, seed = tag.split("__")[0], tag.split("__")[1].replace("_", " "), int(tag.split("__")[2])
+    scenario, method, seed = job_key(tag)
     rows = []
-    for task, d in estimates.groupby("task", sort=False):
-        est = d.pivot(index="index", columns="label", values="estimate")
-        truth = d.pivot(index="index", columns="label", values="truth")
+    for task, est, truth in task_estimates(estimates):
         labels = [c for c in truth.columns if c in est.columns and c != "unknown" and truth[c].notna().all()]
         est, truth = est[labels], truth.loc[est.index, labels]
         est = est.div(est.sum(axis=1).replace(0, np.nan), axis=0).fillna(1 / len(labels))
         truth = truth.div(truth.sum(axis=1), axis=0)
         per_label = dco.metrics.ccc(est, truth, per_label=True)
-        for label in labels:
-            rows.append(
-                {
-                    "job": tag,
-                    "scenario": scenario,
-                    "task": task,
-                    "method": method,
-                    "seed": seed,
-                    "label": label,
-                    "estimate_mean": float(est[label].mean()),
-                    "truth_mean": float(truth[label].mean()),
-                    "ccc": float(per_label[label]),
-                }
-            )
+        job = {"job": tag, "scenario": scenario, "task": task, "method": method, "seed": seed}
+        rows += [
+            job
+            | {
+                "label": label,
+                "estimate_mean": float(est[label].mean()),
+                "truth_mean": float(truth[label].mean()),
+                "ccc": float(per_label[label]),
+            }
+            for label in labels
+        ]
     return rows
 
 
