@@ -89,6 +89,8 @@ def estimate_measurement_noise(model) -> float:
         return 0.0
     sampler = model._sampler
     weights, residuals = nnls_mixes(bulk, sampler.mean)
+    if int((weights.sum(axis=1) > 0).sum()) < MIN_GAIN_SAMPLES:  # nothing to draw matching pseudo-tissues at
+        return 0.0
     fit = float(np.median(residuals.std(axis=1)))
     if fit > UNEXPLAINED_MAX_FIT:
         logger.info(
