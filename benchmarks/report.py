@@ -852,6 +852,10 @@ def write_report(
             "",
             "## DECODE estimates against the truth (seed 0)",
             "",
+            "Drawn from the per-job cache of estimates (git-ignored) by the last `run` or `report` that found it, so",
+            "it shows the tasks whose seed-0 estimates were cached then, each panel named by its task; the others",
+            "are left out.",
+            "",
             "![truth vs estimate](_static/benchmarks/decode_scatter.png)",
             "",
         ]

@@ -77,8 +77,9 @@ class DECODETrainingPlan(pl.LightningModule):
         efficiency, so the network cannot rely on the reference's exact per-feature calibration.
     """
 
-    #: The pseudo-tissue views that ``measurement_noise`` perturbs.
-    MEASURED_VIEWS = ("x", "x1", "x2", "xu")
+    #: The pseudo-tissue views of a batch (the real bulk is never among them): what ``feature_gain`` and
+    #: ``measurement_noise`` perturb.
+    PSEUDOTISSUE_VIEWS = ("x", "x1", "x2", "xu")
 
     def __init__(
         self,
@@ -128,11 +129,11 @@ class DECODETrainingPlan(pl.LightningModule):
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
-            batch = {k: v * gain if k in ("x", "x1", "x2", "xu") else v for k, v in batch.items()}
+            batch = {k: v * gain if k in self.PSEUDOTISSUE_VIEWS else v for k, v in batch.items()}
         if train and self.measurement_noise > 0:
             # every value of every pseudo-tissue view gets its own log-normal factor (never the real bulk)
             sd = self.measurement_noise
-            views = self.MEASURED_VIEWS
+            views = self.PSEUDOTISSUE_VIEWS
             batch = {k: v * torch.exp(sd * torch.randn_like(v)) if k in views else v for k, v in batch.items()}
         if not isinstance(self.module, DECODEEnsemble):
             return self._network_losses(self.module, batch, train)
