@@ -284,6 +284,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         spread_weight: float = 1.0,
         input_noise: float = 0.2,
         measurement_noise: float | Literal["auto"] = 0.0,
+        weight_averaging: float = 0.995,
         align: Literal["bulk", "both"] = "bulk",
         early_stopping: bool = True,
         early_stopping_patience: int = 15,
@@ -330,6 +331,11 @@ class DECODE(InferenceMixin, BaseModelClass):
             and training unchanged, for bulk averaged over many cells, for values read as stored, for bulk from
             another platform and without registered bulk). The value used is recorded in :attr:`train_settings_`.
             Off by default because it costs accuracy on bulk without added noise; measured on the method page.
+        weight_averaging
+            The network ends training with an exponential moving average of its weights over the training steps
+            (Polyak averaging), with this decay per step (0.995: about the last 200 steps); ``0``: the last step's
+            weights. The average depends less on where training happens to stop, so results move less with the
+            seed; measured on the method page.
         align
             Which codes the adversarial stage moves: ``"bulk"`` (only the real bulk's, towards the pseudo-tissues)
             or ``"both"`` (classical DANN).

@@ -30,6 +30,7 @@ class TrainSettings:
     spread_weight: float = 1.0
     input_noise: float = 0.2
     measurement_noise: float | str = 0.0
+    weight_averaging: float = 0.995
     align: str = "bulk"
     early_stopping: bool = True
     early_stopping_patience: int = 15
@@ -52,6 +53,7 @@ class TrainSettings:
         "spread_weight",
         "input_noise",
         "measurement_noise",
+        "weight_averaging",
         "align",
     )
 
@@ -64,7 +66,7 @@ class TrainSettings:
     def plan(self) -> dict:
         """Keyword arguments of :class:`~decode_omics.model.DECODETrainingPlan`."""
         keys = ("lr", "denoise", "adversarial", "contrastive_weight", "adversarial_weight", "spread_weight")
-        keys += ("input_noise", "measurement_noise", "align", "max_epochs")
+        keys += ("input_noise", "measurement_noise", "weight_averaging", "align", "max_epochs")
         return {k: getattr(self, k) for k in keys} | (self.plan_kwargs or {})
 
     def recorded(self) -> dict:
