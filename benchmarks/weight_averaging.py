@@ -16,6 +16,7 @@ seed); ``python -m benchmarks.weight_averaging report`` prints the table of the 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import inspect
 import subprocess
 from pathlib import Path
@@ -49,8 +50,9 @@ class _Follow(pl.Callback):
         self.average.update(plan.module)
 
 
-def run_task(task, seed: int, decay: float) -> dict:
-    """One paired run: CCC of the last weights and of the averaged weights (see the module docstring)."""
+def run_task(task, seed: int, decay: float, **train_kwargs) -> dict:
+    """One paired run: CCC of the last weights and of the averaged weights (see the module docstring);
+    ``train_kwargs`` (tests: fewer epochs) go to :meth:`DECODE.train`."""
     import scvi
 
     from decode_omics.model import DECODE
@@ -65,7 +67,7 @@ def run_task(task, seed: int, decay: float) -> dict:
     DECODE.setup_anndata(bulk, scale=task.scale)
     model = DECODE(ref, bulk, mode=task.mode)
     follow = _Follow(decay)
-    model.train(enable_progress_bar=False, weight_averaging=0.0, callbacks=[follow])
+    model.train(**({"enable_progress_bar": False} | train_kwargs), weight_averaging=0.0, callbacks=[follow])
     labels = list(task.truth.columns)
     last = model.get_fractions()[labels]
     follow.average.copy_to(model.module)
@@ -94,9 +96,11 @@ def run(scenarios: list[str], seeds: list[int]) -> pd.DataFrame:
             for task in getattr(catalogue, name)():
                 row = run_task(task, seed, decay)
                 print(f"{row['task']} seed {seed}: last {row['ccc_last']:.3f}, averaged {row['ccc_averaged']:.3f}")
-                old = pd.read_csv(RESULTS) if RESULTS.exists() else pd.DataFrame(columns=list(row))
-                same = (old["task"] == row["task"]) & (old["seed"] == seed) & (old["scenario"] == row["scenario"])
-                pd.concat([old[~same], pd.DataFrame([row])]).to_csv(RESULTS, index=False)
+                with open(RESULTS.with_suffix(".lock"), "w") as lock:  # runs in parallel share the file
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    old = pd.read_csv(RESULTS) if RESULTS.exists() else pd.DataFrame(columns=list(row))
+                    same = (old["task"] == row["task"]) & (old["seed"] == seed) & (old["scenario"] == row["scenario"])
+                    pd.concat([old[~same], pd.DataFrame([row])]).to_csv(RESULTS, index=False)
     return pd.read_csv(RESULTS)
 
 
@@ -119,7 +123,9 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell(values: pd.Series) -> str:
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    if len(values) == 1:
+        return f"{values.iloc[0]:.3f} (1 seed)"
+    sd = float(np.std(values, ddof=1))
     return f"{values.mean():.3f} ± {sd:.3f} (worst {values.min():.3f})"
 
 
@@ -133,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "run":
         run(args.scenarios, args.seeds)
-    print(table(pd.read_csv(RESULTS)).to_markdown(index=False))
+    print(table(pd.read_csv(RESULTS)).to_markdown(index=False, disable_numparse=True))
 
 
 if __name__ == "__main__":

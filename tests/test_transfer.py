@@ -84,3 +84,20 @@ def test_nothing_masked_with_too_few_samples():
     ref, bulk, _ = _as_is_problem(12, n_samples=MIN_SAMPLES - 1, scrambled_share=0.6)
     model = _fit(ref, bulk, max_epochs=2)
     assert model.feature_agreement_ is None and model.module.transform.mask.min() == 1
+
+
+def test_a_callers_callbacks_serve_both_trainings_and_stay_as_given():
+    from lightning.pytorch.callbacks import Callback
+
+    class CountStarts(Callback):
+        starts = 0
+
+        def on_train_start(self, trainer, pl_module):
+            self.starts += 1
+
+    ref, bulk, _ = _as_is_problem(11, n_samples=40, scrambled_share=0.6)
+    count = CountStarts()
+    callbacks = [count]
+    model = _fit(ref, bulk, max_epochs=3, early_stopping=True, callbacks=callbacks)  # masks, then trains again
+    assert model.feature_agreement_ is not None and model.module.transform.mask.min() == 0
+    assert count.starts == 2 and callbacks == [count]

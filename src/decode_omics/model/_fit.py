@@ -27,6 +27,9 @@ def fit_network(model, settings: TrainSettings) -> bool:
     a temporary folder (removed afterwards) unless ``log_save_dir`` or ``logger`` is among the trainer arguments.
     """
     s, trainer_kwargs = settings, dict(settings.trainer_kwargs)
+    # scvi-tools' Trainer appends its own callbacks (early stopping) to the list it is given: give it a copy, so the
+    # caller's list stays as it was and a second training (the transferable-feature mask) gets no duplicates
+    trainer_kwargs["callbacks"] = list(trainer_kwargs.get("callbacks") or [])
     accelerator, devices, device = parse_device_args(s.accelerator, s.devices, return_device="torch")
     seed = current_seed()
     torch.manual_seed(seed)
