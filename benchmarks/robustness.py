@@ -435,4 +435,50 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             cost_text = f" ({cost.mean():+.3f})" if not cost.empty else ""
             cells.append(_why(d, task, m) if v.empty else f"{v.mean():.3f}{cost_text}")
         lines.append(f"| {layer} | {what} | " + " | ".join(cells) + f" | {_verdict(means)} |")
+    return lines + _diagnosis_lines(scores)
+
+
+def _diagnosis_lines(scores: pd.DataFrame) -> list[str]:
+    """What the data allow: the tracked tables of ``benchmarks.identifiability`` and ``benchmarks.damage_oracle``
+    (no training; empty where neither was written) beside DECODE's figures on this page."""
+    from .damage_oracle import RESULTS as DAMAGE_ORACLE
+    from .identifiability import RESULTS as IDENTIFIABILITY
+
+    lines = []
+    decode = scores[scores["method"] == "DECODE"]
+    if IDENTIFIABILITY.exists():
+        table = pd.read_csv(IDENTIFIABILITY).dropna(subset=["unknown_mean"])
+        lines += [
+            "",
+            "### What the data allow (diagnoses, no training)",
+            "",
+            "On the method page: *Can any method see the missing share?* and *How much the damage itself destroys*.",
+            "",
+            "Missing share, same platform (`python -m benchmarks.identifiability`): the best of three readings of",
+            "each sample's misfit against the known labels, mapped to the share by a straight line **fitted on the",
+            "truth** (an oracle), against reporting each cohort's true mean share (the truth's sd) and DECODE's",
+            "`unknown` RMSE.",
+            "",
+            "| task | oracle line RMSE | truth sd | DECODE `unknown` RMSE |",
+            "|---|---|---|---|",
+        ]
+        for row in table.itertuples():
+            oracle = min(getattr(row, c) for c in table.columns if c.endswith("_oracle_rmse"))
+            mine = _per_seed(decode, row.task, "DECODE", "unknown_rmse") if "unknown_rmse" in decode else pd.Series()
+            lines.append(f"| {row.task} | {oracle:.3f} | {row.unknown_sd:.3f} | {_cell(mine, 'max')} |")
+    if DAMAGE_ORACLE.exists():
+        table = pd.read_csv(DAMAGE_ORACLE)
+        d = decode[decode["scenario"] == SCENARIO]
+        lines += [
+            "",
+            "Damage (`python -m benchmarks.damage_oracle`): the cost to a linear reader fitted on the damaged bulk's",
+            "own truth, against DECODE's cost above (mean over seeds).",
+            "",
+            "| layer | damage | oracle's cost | DECODE's cost |",
+            "|---|---|---|---|",
+        ]
+        for row in table.itertuples():
+            cost = _per_seed(d, f"{row.layer}: {row.damage}", "DECODE") - _per_seed(d, f"{row.layer}: {BASE}", "DECODE")
+            mine = f"{cost.dropna().mean():+.3f}" if not cost.dropna().empty else "not run"
+            lines.append(f"| {row.layer} | {row.damage} | {row.cost:+.3f} | {mine} |")
     return lines

@@ -174,7 +174,17 @@ def _row(lines: list[str], start: str) -> list[str]:
     return [c.strip() for c in next(line for line in lines if line.startswith(start)).strip("|").split("|")]
 
 
-def test_report_lines_render_the_tables():
+@pytest.fixture
+def no_diagnoses(monkeypatch, tmp_path):
+    """The tracked diagnosis tables made absent, so the section shows the suite's rows only."""
+    from benchmarks import damage_oracle, identifiability
+
+    monkeypatch.setattr(identifiability, "RESULTS", tmp_path / "identifiability.csv")
+    monkeypatch.setattr(damage_oracle, "RESULTS", tmp_path / "damage_oracle.csv")
+    return tmp_path
+
+
+def test_report_lines_render_the_tables(no_diagnoses):
     lines = rb.report_lines(_scores())
     text = "\n".join(lines)
     assert "## Robustness" in text and "transductive" in text
@@ -192,7 +202,30 @@ def test_report_lines_render_the_tables():
     assert "kidney" not in text
 
 
-def test_report_lines_say_when_only_seed_0_ran_and_are_empty_without_rows():
+def test_report_lines_show_the_diagnoses_beside_decode(no_diagnoses):
+    pd.DataFrame(
+        {
+            "task": ["L: A left out (mean 30%)"],
+            "unknown_mean": [0.3],
+            "unknown_sd": [0.2],
+            "residual_oracle_rmse": [0.18],
+            "ratio_q05_oracle_rmse": [0.15],
+        }
+    ).to_csv(no_diagnoses / "identifiability.csv", index=False)
+    pd.DataFrame({"layer": ["L"], "damage": ["noise U(0.9, 1.1)"], "cost": [-0.05]}).to_csv(
+        no_diagnoses / "damage_oracle.csv", index=False
+    )
+    lines = rb.report_lines(_scores())
+    assert _row(lines, "| L: A left out (mean 30%) | 0.150") == [
+        "L: A left out (mean 30%)",
+        "0.150",  # the best of the readings
+        "0.200",
+        "0.110 ± 0.010 (worst 0.120; 3)",
+    ]
+    assert _row(lines, "| L | noise U(0.9, 1.1) | -0.050") == ["L", "noise U(0.9, 1.1)", "-0.050", "-0.030"]
+
+
+def test_report_lines_say_when_only_seed_0_ran_and_are_empty_without_rows(no_diagnoses):
     scores = _scores()
     assert "**Only seed 0 ran**" in "\n".join(rb.report_lines(scores[scores["seed"] == 0]))
     assert rb.report_lines(scores[scores["scenario"] != "robustness"]) == []
