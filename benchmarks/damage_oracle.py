@@ -28,6 +28,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from decode_omics.metrics import ccc
 
+from ._tables import write_table
 from .identifiability import _composition, _linear
 
 RESULTS = Path(__file__).parent / "results" / "damage_oracle.csv"
@@ -85,12 +86,7 @@ def damage_costs() -> pd.DataFrame:
 
 
 def main() -> None:
-    table = damage_costs()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table.round(3).to_csv(RESULTS, index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.round(3).to_string(index=False))
-    print(f"Wrote {RESULTS}")
+    write_table(damage_costs(), RESULTS)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from scipy.optimize import nnls
 
 from decode_omics._engine.scale import to_linear
 
+from ._tables import write_table
+
 RESULTS = Path(__file__).parent / "results" / "identifiability.csv"
 #: Robustness-suite layers whose bulk is mixed from cells of the reference's own platform.
 SAME_PLATFORM = ("bone_marrow", "kidney", "tscp_states")
@@ -154,12 +156,7 @@ def diagnose() -> pd.DataFrame:
 
 
 def main() -> None:
-    table = diagnose()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table.round(3).to_csv(RESULTS, index=False)
-    with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(table.round(3).to_string(index=False))
-    print(f"Wrote {RESULTS}")
+    write_table(diagnose(), RESULTS)
 
 
 if __name__ == "__main__":

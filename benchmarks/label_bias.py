@@ -26,6 +26,7 @@ from scipy.optimize import nnls
 
 import decode_omics as dco
 
+from ._tables import write_table
 from .scenarios import PBMC_LABELS
 
 RESULTS = Path(__file__).parent / "results" / "label_bias.csv"
@@ -97,12 +98,7 @@ def diagnose() -> pd.DataFrame:
 
 
 def main() -> None:
-    table = diagnose()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table.round(3).to_csv(RESULTS, index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.round(3).to_string(index=False))
-    print(f"Wrote {RESULTS}")
+    write_table(diagnose(), RESULTS)
 
 
 if __name__ == "__main__":

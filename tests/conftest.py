@@ -12,6 +12,17 @@ from scipy import sparse
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public data folder (``../shared/data`` or ``$DECODE_OMICS_DATA``); the test is skipped without it."""
+    from decode_omics import datasets as ds
+
+    try:
+        return ds.data_dir()
+    except FileNotFoundError:
+        pytest.skip("public data folder not found (set DECODE_OMICS_DATA)")
+
+
 def synthetic_reference(
     n_labels: int = 4, cells_per_label: int = 60, n_features: int = 200, seed: int = 0, sparse_x: bool = False
 ) -> AnnData:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
 from benchmarks import damage_oracle as oracle
@@ -23,13 +22,7 @@ def test_the_oracle_reads_clean_mixtures_and_loses_to_noise():
     assert oracle.oracle_ccc(noisy, truth) < 0.9
 
 
-def test_damage_costs_on_the_suite_layers():
-    from decode_omics import datasets as ds
-
-    try:
-        ds.data_dir()
-    except FileNotFoundError:
-        pytest.skip("public data folder not found (set DECODE_OMICS_DATA)")
+def test_damage_costs_on_the_suite_layers(shared_data):
     table = oracle.damage_costs()
     assert len(table) == 5 * 2 and table["cost"].le(0.02).all()  # damage never helps the oracle beyond fold noise
     noise = table.set_index(["layer", "damage"])["cost"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from anndata import AnnData
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
@@ -45,13 +44,7 @@ def test_a_new_profile_is_seen_and_a_mix_of_known_ones_is_not():
     assert row["missing_profile_residual"] < 1e-6 and row["residual_oracle_rmse"] > 0.9 * row["unknown_sd"]
 
 
-def test_diagnosis_on_the_same_platform_tasks():
-    from decode_omics import datasets as ds
-
-    try:
-        ds.data_dir()
-    except FileNotFoundError:
-        pytest.skip("public data folder not found (set DECODE_OMICS_DATA)")
+def test_diagnosis_on_the_same_platform_tasks(shared_data):
     table = ident.diagnose()
     assert len(table) == 9 and table["task"].eq("bone marrow + HSC").any()
     linear = table[table["unknown_mean"].notna()]

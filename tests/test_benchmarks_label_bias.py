@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
 from benchmarks import label_bias as lb
@@ -27,13 +26,7 @@ def test_markers_are_specific_and_ranked_by_expression(monkeypatch):
     assert list(markers[1]) == [1]
 
 
-def test_diagnosis_on_the_real_cohorts():
-    from decode_omics import datasets as ds
-
-    try:
-        ds.data_dir()
-    except FileNotFoundError:
-        pytest.skip("public data folder not found (set DECODE_OMICS_DATA)")
+def test_diagnosis_on_the_real_cohorts(shared_data):
     table = lb.diagnose()
     assert len(table) == len(lb.COHORTS) * len(PBMC_LABELS)
     cd4 = table[table["label"] == "CD4T"]

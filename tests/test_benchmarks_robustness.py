@@ -20,13 +20,7 @@ def _labels(task: Task) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def tasks() -> list[Task]:
-    from decode_omics import datasets as ds
-
-    try:
-        ds.data_dir()
-    except FileNotFoundError:
-        pytest.skip("public data folder not found (set DECODE_OMICS_DATA)")
+def tasks(shared_data) -> list[Task]:
     return SCENARIOS["robustness"]()
 
 
