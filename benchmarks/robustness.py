@@ -444,15 +444,18 @@ def _diagnosis_lines(scores: pd.DataFrame) -> list[str]:
     from .damage_oracle import RESULTS as DAMAGE_ORACLE
     from .identifiability import RESULTS as IDENTIFIABILITY
 
-    lines = []
+    if not (IDENTIFIABILITY.exists() or DAMAGE_ORACLE.exists()):
+        return []
+    lines = [
+        "",
+        "### What the data allow (diagnoses, no training)",
+        "",
+        "On the method page: *Can any method see the missing share?* and *How much the damage itself destroys*.",
+    ]
     decode = scores[scores["method"] == "DECODE"]
     if IDENTIFIABILITY.exists():
         table = pd.read_csv(IDENTIFIABILITY).dropna(subset=["unknown_mean"])
         lines += [
-            "",
-            "### What the data allow (diagnoses, no training)",
-            "",
-            "On the method page: *Can any method see the missing share?* and *How much the damage itself destroys*.",
             "",
             "Missing share, same platform (`python -m benchmarks.identifiability`): the best of three readings of",
             "each sample's misfit against the known labels, mapped to the share by a straight line **fitted on the",

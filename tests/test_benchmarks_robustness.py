@@ -217,6 +217,9 @@ def test_report_lines_show_the_diagnoses_beside_decode(no_diagnoses):
         "0.110 ± 0.010 (worst 0.120; 3)",
     ]
     assert _row(lines, "| L | noise U(0.9, 1.1) | -0.050") == ["L", "noise U(0.9, 1.1)", "-0.050", "-0.030"]
+    (no_diagnoses / "identifiability.csv").unlink()  # one table alone still comes under the section's heading
+    text = "\n".join(rb.report_lines(_scores()))
+    assert "### What the data allow" in text and "oracle's cost" in text and "oracle line RMSE" not in text
 
 
 def test_report_lines_say_when_only_seed_0_ran_and_are_empty_without_rows(no_diagnoses):
