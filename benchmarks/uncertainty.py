@@ -16,15 +16,22 @@ process with one torch thread, and scores its central estimate and its intervals
 
 ``run --members 1`` scores one network the same way (same code, same calibration); where those rows are missing, one
 network's figures come from ``results/scores.csv`` (the main benchmark's ``DECODE`` rows, same seeds).
-Job results are cached in ``results/uncertainty_jobs/`` (git-ignored); the tracked table is
-``results/uncertainty.csv``; ``python -m benchmarks report`` puts its section and the reliability plot on the
-benchmark page.
+Job results are cached in ``results/uncertainty_jobs/`` (git-ignored), with every fitted model (``models/``); the
+tracked table is ``results/uncertainty.csv``; ``python -m benchmarks report`` puts its section and the reliability plot
+on the benchmark page.
+
+    python -m benchmarks.uncertainty rescore --scenarios kidney --seeds 0 1 2   # recalibrate the saved models
+
+``rescore`` loads the saved models, calibrates their intervals again with the package as it is now (the calibration
+runs after training, so changing it needs no new training) and rewrites their rows; each row records the commit that
+trained it (``commit``) and the one that calibrated it (``calibrated_at``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -36,6 +43,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CACHE = RESULTS / "uncertainty_jobs"
+MODELS = CACHE / "models"
 TABLE = RESULTS / "uncertainty.csv"
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MEMBERS = 4
@@ -87,18 +95,37 @@ def score_intervals(model, task) -> dict:
     return row
 
 
-def job(scenario: str, seed: int, members: int, out: Path) -> None:
-    """Every task of one scenario with one seed, in this process."""
+def _commit() -> str:
+    """The checkout's commit, with ``+`` when ``src/`` differs from it."""
+
+    def git(*argv):
+        out = subprocess.run(["git", *argv], cwd=HERE.parent, capture_output=True, text=True, timeout=60)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("+" if git("status", "--porcelain", "--", "src") else "")
+
+
+def model_dir(scenario: str, seed: int, members: int, task: str) -> Path:
+    """Where a job saves the model it fitted on one task."""
+    return MODELS / f"{scenario}__{seed}__m{members}" / re.sub(r"[^A-Za-z0-9]+", "_", task).strip("_")
+
+
+def job(scenario: str, seed: int, members: int, out: Path, refit: bool = True) -> None:
+    """Every task of one scenario with one seed, in this process: fit (and save) each model, or with
+    ``refit=False`` load the saved one and calibrate its intervals again."""
     import scvi
     import torch
 
     from decode_omics._engine.adata import lightweight
     from decode_omics.model import DECODE
+    from decode_omics.model._intervals import fit_interval_calibration
 
     from .scenarios import SCENARIOS as BUILDERS
 
     torch.set_num_threads(1)
-    rows = []
+    before = {r["task"]: r for r in json.loads(out.read_text())} if not refit else {}
+    commit, rows = _commit(), []
     for task in BUILDERS[scenario]():
         start = time.perf_counter()
         scvi.settings.seed = seed
@@ -106,15 +133,23 @@ def job(scenario: str, seed: int, members: int, out: Path) -> None:
         bulk = lightweight(task.bulk, None)
         DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
         DECODE.setup_anndata(bulk, scale=task.scale)
-        model = DECODE(ref, bulk, mode=task.mode, n_members=members)
-        model.train(enable_progress_bar=False)
-        seconds = time.perf_counter() - start
-        row = {"scenario": scenario, "task": task.name, "seed": seed, "n_members": members, "seconds": seconds}
+        path = model_dir(scenario, seed, members, task.name)
+        if refit:
+            model = DECODE(ref, bulk, mode=task.mode, n_members=members)
+            model.train(enable_progress_bar=False)
+            seconds = time.perf_counter() - start
+            model.save(path, overwrite=True)
+            row = {"seconds": seconds, "commit": commit}
+        else:
+            model = DECODE.load(path, reference=ref, bulk=bulk)
+            model.interval_calibration_ = fit_interval_calibration(model)
+            row = {k: before[task.name][k] for k in ("seconds", "commit") if k in before.get(task.name, {})}
+        row = {"scenario": scenario, "task": task.name, "seed": seed, "n_members": members} | row
         row["member_loss"] = MEMBER_LOSS
-        rows.append(row | score_intervals(model, task) | {"threads": 1})
+        rows.append(row | score_intervals(model, task) | {"threads": 1, "calibrated_at": commit})
         r = rows[-1]
         print(f"{scenario} / {task.name} / seed {seed}: ccc {r['ccc']:.3f}, coverage_90 {r['coverage_90']:.2f}, "
-              f"width {r['width_90']:.3f}, {seconds:.0f} s", flush=True)  # fmt: skip
+              f"width {r['width_90']:.3f}, shift {r['shift']:.2f}", flush=True)  # fmt: skip
     out.write_text(json.dumps(rows))
 
 
@@ -132,21 +167,25 @@ def table() -> pd.DataFrame:
     return out
 
 
-def run(scenarios, seeds, members: int, n_jobs: int, rerun: bool) -> None:
-    """Run the jobs (``n_jobs`` at a time, each in its own process) and rewrite the table."""
+def run(scenarios, seeds, members: int, n_jobs: int, rerun: bool, refit: bool = True) -> None:
+    """Run the jobs (``n_jobs`` at a time, each in its own process) and rewrite the table. With ``refit=False``,
+    every cached job whose models were saved is calibrated and scored again instead."""
     CACHE.mkdir(parents=True, exist_ok=True)
     todo = []
     for seed in seeds:
         for scenario in scenarios:
             out = CACHE / f"{scenario}__{seed}__m{members}.json"
-            if rerun or not out.exists():
+            if not refit:
+                if out.exists() and (MODELS / f"{scenario}__{seed}__m{members}").is_dir():
+                    todo.append((scenario, seed, out))
+            elif rerun or not out.exists():
                 todo.append((scenario, seed, out))
     running: list = []
     while todo or running:
         while todo and len(running) < n_jobs:
             scenario, seed, out = todo.pop(0)
             argv = [sys.executable, "-m", "benchmarks.uncertainty", "job", scenario, str(seed), str(members), str(out)]
-            running.append(subprocess.Popen(argv, cwd=HERE.parent))
+            running.append(subprocess.Popen([*argv, "--rescore"] if not refit else argv, cwd=HERE.parent))
         time.sleep(2)
         running = [p for p in running if p.poll() is None]
     table()
@@ -310,15 +349,23 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--members", type=int, default=MEMBERS)
     r.add_argument("--jobs", type=int, default=1, help="jobs at a time (one torch thread each)")
     r.add_argument("--rerun", action="store_true", help="run jobs whose result is cached, too")
+    c = sub.add_parser("rescore", help="calibrate the saved models' intervals again and rewrite their rows")
+    c.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    c.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    c.add_argument("--members", type=int, default=MEMBERS)
+    c.add_argument("--jobs", type=int, default=1, help="jobs at a time (one torch thread each)")
     j = sub.add_parser("job", help=argparse.SUPPRESS)
     for name in ("scenario", "seed", "members", "out"):
         j.add_argument(name)
+    j.add_argument("--rescore", action="store_true")
     sub.add_parser("table", help="rewrite results/uncertainty.csv from the cached jobs")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.scenarios, args.seeds, args.members, args.jobs, args.rerun)
+    elif args.command == "rescore":
+        run(args.scenarios, args.seeds, args.members, args.jobs, rerun=False, refit=False)
     elif args.command == "job":
-        job(args.scenario, int(args.seed), int(args.members), Path(args.out))
+        job(args.scenario, int(args.seed), int(args.members), Path(args.out), refit=not args.rescore)
     else:
         table()
 
