@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import interval_shift
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 CACHE = RESULTS / "uncertainty_jobs"
@@ -244,14 +246,22 @@ def _provenance(ensemble: pd.DataFrame) -> list[str]:
     """A warning line when some ensemble rows were trained on the members' mean loss (before :data:`MEMBER_LOSS`)."""
     loss = ensemble["member_loss"] if "member_loss" in ensemble.columns else pd.Series(np.nan, index=ensemble.index)
     old = int((loss != MEMBER_LOSS).sum())
-    if not old:
-        return []
-    return [
-        f"*{old} of the {len(ensemble)} ensemble rows were measured when the members were trained on their mean "
-        "loss, under which Adam's coupled weight decay acted 4x as strongly as on one network; the package now "
-        "trains them on their sum. Those rows are due for a rerun (`python -m benchmarks.uncertainty run --rerun`).*",
-        "",
-    ]
+    commit = ensemble["commit"] if "commit" in ensemble.columns else pd.Series(np.nan, index=ensemble.index)
+    undated = int(commit.isna().sum())
+    lines = []
+    if old:
+        lines.append(
+            f"*{old} of the {len(ensemble)} ensemble rows were measured when the members were trained on their mean "
+            "loss, under which Adam's coupled weight decay acted 4x as strongly as on one network; the package now "
+            "trains them on their sum. Those rows are due for a rerun (`python -m benchmarks.uncertainty run "
+            "--rerun`).*"
+        )
+    if undated:
+        lines.append(
+            f"*{undated} of the {len(ensemble)} ensemble rows record no training commit: they were trained before "
+            "the weights' moving average became the default (commit 7ee70b2), by the package as it was then.*"
+        )
+    return [line for text in lines for line in (text, "")]
 
 
 def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
@@ -337,7 +347,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "![reliability](_static/benchmarks/reliability.png)",
         "",
     ]
-    return lines
+    return lines + interval_shift.report_lines()
 
 
 def main(argv: list[str] | None = None) -> None:

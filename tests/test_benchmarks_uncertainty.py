@@ -64,3 +64,41 @@ def test_report_is_empty_without_ensemble_rows(tmp_path, monkeypatch):
     pd.DataFrame([_row("a", 0, 1, 0.9, 0.9)]).to_csv(table, index=False)
     monkeypatch.setattr(uncertainty, "TABLE", table)
     assert uncertainty.report_lines(pd.DataFrame(), tmp_path) == []
+
+
+def test_interval_shift_report_names_the_shifts_that_cover_within_the_band(tmp_path):
+    from benchmarks import interval_shift
+
+    def rows(task, own, grid):
+        key = {"scenario": "s", "task": task, "seed": 0, "width_90": 0.2}
+        out = [key | {"shift": own[0], "shift_from": "matched", "coverage_90": own[1]}]
+        return out + [key | {"shift": s, "shift_from": "given", "coverage_90": c} for s, c in grid]
+
+    table = tmp_path / "interval_shift.csv"
+    pd.DataFrame(
+        rows("a", (0.05, 0.3), [(0.0, 0.2), (0.1, 0.7), (0.2, 0.85), (0.3, 0.9), (0.5, 0.97)])
+        + rows("b", (0.1, 0.5), [(0.0, 0.4), (0.1, 0.5), (0.2, 0.97)])  # jumps over the band
+        + rows("c", (2.0, 1.0), [(0.0, 0.99), (2.0, 1.0)])  # every shift covers too much
+    ).to_csv(table, index=False)
+    text = "\n".join(interval_shift.report_lines(table, tmp_path / "no_streams.csv"))
+    assert "| s | a | 0 | 0.05 | 0.30 | 0.2, 0.3 |" in text
+    assert "| s | b | 0 | 0.10 | 0.50 | none: 0.1 -> 0.50, 0.2 -> 0.97 |" in text
+    assert "| s | c | 0 | 2.00 | 1.00 | none (at least 0.99) |" in text
+    assert interval_shift.report_lines(tmp_path / "missing.csv", tmp_path / "no_streams.csv") == []
+
+
+def test_interval_streams_table_summarises_each_calibration_size(tmp_path):
+    from benchmarks import interval_shift
+
+    rows = [
+        {"scenario": "s", "task": "a", "seed": 0, "cohorts": n, "probe_cohorts": p, "stream": k, "shift": 0.5,
+         "coverage_90": c, "width_90": 0.2, "seconds": 1.0}
+        for n, p, covs in ((12, 4, (0.7, 0.9)), (96, 16, (0.8, 0.82)))
+        for k, c in enumerate(covs)
+    ]  # fmt: skip
+    path = tmp_path / "interval_streams.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = "\n".join(interval_shift.streams_lines(path))
+    assert "| s | a | 12 (4) | 0.50 ± 0.000 | 0.80 ± 0.141 (0.70-0.90) | 1.0 |" in text
+    assert "| s | a | 96 (16) | 0.50 ± 0.000 | 0.81 ± 0.014 (0.80-0.82) | 1.0 |" in text
+    assert interval_shift.streams_lines(tmp_path / "missing.csv") == []

@@ -197,6 +197,24 @@ def test_intervals_widen_for_a_bulk_far_from_the_reference(ensemble, data):
     assert (up_far - lo_far).mean() > (up_near - lo_near).mean()
 
 
+def test_calibration_at_a_given_shift_widens_with_it(ensemble):
+    """A given shift replaces the matched one (the benchmark's diagnosis of the shift the truth would need), and a
+    larger one gives wider intervals; a negative one is refused."""
+    from decode_omics.model._intervals import fit_interval_calibration
+
+    small, large = (fit_interval_calibration(ensemble, shift=s) for s in (0.0, 1.0))
+    assert (small["shift"], small["shift_from"], large["shift"]) == (0.0, "given", 1.0)
+    members = np.stack([np.full((1, 4), 0.25)] * 3)
+
+    def width(calibration):
+        _, lower, upper = intervals(calibration, members, ensemble.labels_, 0.9)
+        return float((upper - lower).mean())
+
+    assert width(large) > width(small)
+    with pytest.raises(ValueError, match="shift must be >= 0"):
+        fit_interval_calibration(ensemble, shift=-0.1)
+
+
 def test_each_member_learns_as_if_trained_alone(ensemble):
     """The ensemble's training step gives every member the gradient of its own loss (a mean over members would scale
     the data term by 1 / n_members against Adam's coupled weight decay)."""
