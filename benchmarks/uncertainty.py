@@ -99,13 +99,10 @@ def score_intervals(model, task) -> dict:
 
 def _commit() -> str:
     """The checkout's commit, with ``+`` when ``src/`` differs from it."""
+    from .__main__ import _git
 
-    def git(*argv):
-        out = subprocess.run(["git", *argv], cwd=HERE.parent, capture_output=True, text=True, timeout=60)
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    head = git("rev-parse", "--short=10", "HEAD") or "unknown"
-    return head + ("+" if git("status", "--porcelain", "--", "src") else "")
+    head = _git("rev-parse", "--short=10", "HEAD") or "unknown"
+    return head + ("+" if _git("status", "--porcelain", "--", "src") else "")
 
 
 def model_dir(scenario: str, seed: int, members: int, task: str) -> Path:
@@ -129,13 +126,17 @@ def job(scenario: str, seed: int, members: int, out: Path, refit: bool = True) -
     before = {r["task"]: r for r in json.loads(out.read_text())} if not refit else {}
     commit, rows = _commit(), []
     for task in BUILDERS[scenario]():
+        path = model_dir(scenario, seed, members, task.name)
+        if not refit and not path.is_dir():  # no saved model of this task: its row stays as it was
+            rows += [before[task.name]] if task.name in before else []
+            print(f"{scenario} / {task.name} / seed {seed}: no saved model, row kept", flush=True)
+            continue
         start = time.perf_counter()
         scvi.settings.seed = seed
         ref = lightweight(task.reference, None, task.labels_key)
         bulk = lightweight(task.bulk, None)
         DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
         DECODE.setup_anndata(bulk, scale=task.scale)
-        path = model_dir(scenario, seed, members, task.name)
         if refit:
             model = DECODE(ref, bulk, mode=task.mode, n_members=members)
             model.train(enable_progress_bar=False)

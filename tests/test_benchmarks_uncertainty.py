@@ -102,3 +102,21 @@ def test_interval_streams_table_summarises_each_calibration_size(tmp_path):
     assert "| s | a | 12 (4) | 0.50 ± 0.000 | 0.80 ± 0.141 (0.70-0.90) | 1.0 |" in text
     assert "| s | a | 96 (16) | 0.50 ± 0.000 | 0.81 ± 0.014 (0.80-0.82) | 1.0 |" in text
     assert interval_shift.streams_lines(tmp_path / "missing.csv") == []
+
+
+def test_rescore_keeps_the_row_of_a_task_without_a_saved_model(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+    from benchmarks import scenarios
+
+    monkeypatch.setitem(scenarios.SCENARIOS, "fake", lambda: [SimpleNamespace(name="task a")])
+    monkeypatch.setattr(uncertainty, "MODELS", tmp_path / "models")
+    out = tmp_path / "fake__0__m4.json"
+    out.write_text(json.dumps([{"task": "task a", "ccc": 0.5}, {"task": "gone", "ccc": 0.1}]))
+    threads = torch.get_num_threads()
+    try:
+        uncertainty.job("fake", 0, 4, out, refit=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(out.read_text()) == [{"task": "task a", "ccc": 0.5}]  # kept; a task no longer built is not
