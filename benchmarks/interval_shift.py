@@ -9,6 +9,9 @@ that shows which shifts would have put the coverage within 80-95 %: where none o
 platform shift makes the held-out cohorts err as the real bulk does, and step 1 is not what fails. The truth is used
 to diagnose, never to fit anything in the package.
 
+It diagnoses the platform shift alone: every calibration here reads the cohorts' truth with content shift 0 (as the
+package did before :data:`~decode_omics.model._intervals.CONTENT_SHIFT`; ``benchmarks.interval_content`` scores that).
+
 Run: ``python -m benchmarks.interval_shift [--scenarios kidney ...] [--seeds 0]`` (about a minute per model on one
 thread; writes ``benchmarks/results/interval_shift.csv``, one row per model and shift; the row with ``shift_from``
 other than ``given`` is the package's own calibration).
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._tables import write_table
+from ._tables import merge_rows, write_table
 
 RESULTS = Path(__file__).parent / "results" / "interval_shift.csv"
 STREAMS = Path(__file__).parent / "results" / "interval_streams.csv"
@@ -74,11 +77,11 @@ def model_rows(scenario: str, seed: int) -> list[dict]:
 
     rows = []
     for task, model in saved_models(scenario, seed):
-        model.interval_calibration_ = fit_interval_calibration(model)  # the package's own, as it calibrates now
+        model.interval_calibration_ = fit_interval_calibration(model, content_shift=0.0)  # the platform shift alone
         key = {"scenario": scenario, "task": task.name, "seed": seed}
         for shift in (None, *GRID):
             if shift is not None:
-                model.interval_calibration_ = fit_interval_calibration(model, shift=shift)
+                model.interval_calibration_ = fit_interval_calibration(model, shift=shift, content_shift=0.0)
             cal = model.interval_calibration_
             cov, width = coverage(model, task.truth)
             rows.append(key | {"shift": cal["shift"], "shift_from": cal["shift_from"]} | {
@@ -112,7 +115,7 @@ def stream_rows(scenario: str, seed: int, n_streams: int) -> list[dict]:
                 for stream in range(n_streams):
                     scvi.settings.seed = 1000 + stream  # the calibration's own stream follows the seed
                     start = time.perf_counter()
-                    model.interval_calibration_ = _intervals.fit_interval_calibration(model)
+                    model.interval_calibration_ = _intervals.fit_interval_calibration(model, content_shift=0.0)
                     seconds = time.perf_counter() - start
                     cov, width = coverage(model, task.truth)
                     shift = model.interval_calibration_["shift"]
@@ -222,12 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         fn, path = model_rows, RESULTS
     rows = [r for seed in args.seeds for scenario in args.scenarios for r in fn(scenario, seed)]
-    new = pd.DataFrame(rows)
-    if path.exists() and len(new):  # rows of models not rerun are kept
-        old = pd.read_csv(path)
-        done = set(zip(new["scenario"], new["task"], new["seed"], strict=True))
-        old = old[[k not in done for k in zip(old["scenario"], old["task"], old["seed"], strict=True)]]
-        new = pd.concat([old, new], ignore_index=True)
+    new = merge_rows(pd.DataFrame(rows), path)
     write_table(new.sort_values(["scenario", "task", "seed"], kind="stable"), path)
 
 

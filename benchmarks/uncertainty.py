@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import interval_shift
+from . import interval_content, interval_shift
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -348,7 +348,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "![reliability](_static/benchmarks/reliability.png)",
         "",
     ]
-    return lines + interval_shift.report_lines()
+    return lines + interval_content.report_lines() + interval_shift.report_lines()
 
 
 def main(argv: list[str] | None = None) -> None:

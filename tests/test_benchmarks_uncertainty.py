@@ -120,3 +120,43 @@ def test_rescore_keeps_the_row_of_a_task_without_a_saved_model(tmp_path, monkeyp
     finally:
         torch.set_num_threads(threads)
     assert json.loads(out.read_text()) == [{"task": "task a", "ccc": 0.5}]  # kept; a task no longer built is not
+
+
+def test_content_shift_is_chosen_leaving_each_scenario_out(tmp_path):
+    """The content shift is chosen on the other scenarios' models (most within 80-95 %, then nearest 90 %), and the
+    left-out scenario is scored at that choice."""
+    from benchmarks import interval_content
+
+    coverage = {  # scenario -> coverage at content shifts 0, 0.2, 0.4
+        "x": (0.70, 0.88, 0.97),
+        "y": (0.75, 0.90, 0.99),
+        "z": (0.60, 0.70, 0.85),  # needs more than the others
+    }
+    rows = [
+        {"scenario": s, "task": "t", "seed": 0, "shift": 0.1, "content_shift": c, "coverage_90": v, "width_90": 0.2}
+        for s, covs in coverage.items()
+        for c, v in zip((0.0, 0.2, 0.4), covs, strict=True)
+    ]
+    table = pd.DataFrame(rows)
+    loso = interval_content.leave_one_scenario_out(table).set_index("scenario")
+    assert loso.loc["z", "chosen"] == 0.2 and loso.loc["z", "in_band"] == 0  # x and y choose 0.2; z misses at it
+    # y and z: one model within 80-95 % at 0.2 and at 0.4; at 0.4 they sit nearer 90 % on average (0.07 vs 0.10)
+    assert loso.loc["x", "chosen"] == 0.4 and loso.loc["x", "in_band"] == 0
+    path = tmp_path / "interval_content.csv"
+    table.to_csv(path, index=False)
+    text = "\n".join(interval_content.report_lines(path))
+    assert "| x | t | 0 | 0.70 | 0.88 | 0.97 |" in text
+    assert "| **within 80-95 %** | | | 0 of 3 | 2 of 3 | 1 of 3 |" in text
+    assert "| z | 0.2 | 0 of 1 | 0.70 |" in text
+    assert interval_content.report_lines(tmp_path / "missing.csv") == []
+
+
+def test_merge_rows_keeps_the_rows_of_models_not_rerun(tmp_path):
+    from benchmarks._tables import merge_rows
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"scenario": ["s", "s"], "task": ["a", "b"], "seed": [0, 0], "v": [1, 2]}).to_csv(path, index=False)
+    new = pd.DataFrame({"scenario": ["s"], "task": ["a"], "seed": [0], "v": [3]})
+    merged = merge_rows(new, path).set_index("task")["v"]
+    assert merged.to_dict() == {"b": 2, "a": 3}
+    assert merge_rows(new, tmp_path / "missing.csv") is new

@@ -215,6 +215,45 @@ def test_calibration_at_a_given_shift_widens_with_it(ensemble):
         fit_interval_calibration(ensemble, shift=-0.1)
 
 
+def test_content_shift_widens_and_recalibrates_without_training(ensemble):
+    """Labels whose amount per cell differs between bulk and reference (content shift) make the truth of the held-out
+    cohorts differ from their material fractions, so the intervals widen with it; calibrate_intervals sets it on a
+    trained model without training again (the network's weights are unchanged), and a negative one is refused."""
+    import copy
+
+    import torch
+
+    from decode_omics.model._intervals import CONTENT_SHIFT, content_truth
+
+    y = np.random.default_rng(0).dirichlet(np.ones(4), 128)
+    assert content_truth(y, 0.0, False, np.random.default_rng(1)) is y
+    shifted = content_truth(y, 0.5, False, np.random.default_rng(1))
+    np.testing.assert_allclose(shifted.sum(axis=1), 1.0)
+    assert not np.allclose(shifted, y)
+    # one factor per label and cohort: within a cohort the ratio of two labels' odds is one constant
+    ratio = (shifted[:64, 0] / shifted[:64, 1]) / (y[:64, 0] / y[:64, 1])
+    np.testing.assert_allclose(ratio, ratio[0])
+    absolute = np.hstack([y * 0.8, np.full((128, 1), 0.2)])  # the unknown keeps its amount
+    assert content_truth(absolute, 0.5, True, np.random.default_rng(1)).shape == absolute.shape
+
+    model = copy.copy(ensemble)
+    weights = {k: v.clone() for k, v in ensemble.module.state_dict().items()}
+    assert ensemble.interval_calibration_["content_shift"] == CONTENT_SHIFT
+    members = np.stack([np.full((1, 4), 0.25)] * 3)
+
+    def width():
+        _, lower, upper = intervals(model.interval_calibration_, members, model.labels_, 0.9)
+        return float((upper - lower).mean())
+
+    model.calibrate_intervals(content_shift=0.0)
+    narrow = width()
+    model.calibrate_intervals(content_shift=1.0)
+    assert model.interval_calibration_["content_shift"] == 1.0 and width() > narrow
+    assert all(torch.equal(v, weights[k]) for k, v in model.module.state_dict().items())
+    with pytest.raises(ValueError, match="content_shift must be >= 0"):
+        model.calibrate_intervals(content_shift=-0.1)
+
+
 def test_each_member_learns_as_if_trained_alone(ensemble):
     """The ensemble's training step gives every member the gradient of its own loss (a mean over members would scale
     the data term by 1 / n_members against Adam's coupled weight decay)."""

@@ -124,7 +124,7 @@ class InferenceMixin:
         if self.interval_calibration_ is None:
             raise ValueError(
                 "This model has no interval calibration (it is made at the end of train(); a model saved by an "
-                "earlier version, or an interrupted training, has none). Train it again to get intervals."
+                "earlier version, or an interrupted training, has none): call model.calibrate_intervals()."
             )
 
         def flat_members(x):  # samples x (members * columns), so that blocks concatenate along samples

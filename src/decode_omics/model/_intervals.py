@@ -17,6 +17,13 @@ calibration therefore runs once after training (:func:`fit_interval_calibration`
    its own platform shift: every feature multiplied by ``exp(N(0, s^2))`` (linear scales) or offset by ``N(0, s^2)``
    times its spread (values as stored), one draw per feature and cohort. ``s`` is the size at which the cohorts
    show the bulk's measure of step 1 (interpolated on :data:`SHIFT_GRID`; 0 without registered bulk).
+   Each cohort's labels also carry their own amount per cell: the truth the cohort is scored against is its
+   fractions of material divided, label by label, by a factor ``exp(N(0, t^2))`` drawn per cohort and renormalised
+   (:func:`content_truth`; ``t`` = :data:`CONTENT_SHIFT`). A bulk's cells need not hold what the reference's cells of
+   the same label hold (cell size and activation in another donor, replicate or tissue, a platform that captures one
+   cell type's transcripts or proteins better): the network then reads a label's share of the material, and the
+   cell fraction differs from it by a bias no measurement of the bulk alone can tell from composition. It is the
+   bias the real cohorts of the benchmark show (B cells read 3x too low on real PBMC) and platform gains cannot make.
 3. **The same pipeline as the bulk.** Each cohort is predicted as the bulk is: platform gains fitted to it from the
    network's first estimates when the model corrects the bulk, then every member's fractions.
 4. **Conformal scores.** Per label, the error of the members' average divided by its scale,
@@ -58,6 +65,10 @@ SHIFT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)
 FRACTION_SCALE = 0.1
 #: Floors ``e`` of the fraction term tried (0: width proportional to ``sqrt(f (1 - f))``; large: nearly constant).
 FLOORS = (0.0, 0.01, 0.05, 0.25, 1.0)
+#: Log-sd of how much more or less of itself each label puts into a bulk sample per cell than into the reference
+#: (step 2 of the module docstring). Chosen on the real-truth tasks of the uncertainty benchmark, leaving each scenario
+#: out in turn (``python -m benchmarks.interval_content``; docs/uncertainty.md): every fold chose 0.3.
+CONTENT_SHIFT = 0.3
 #: Cohorts used per shift size when matching the bulk's measure.
 N_PROBE_COHORTS = 16
 #: Samples of the registered bulk whose misfit is measured.
@@ -203,11 +214,27 @@ def _bulk_shift(model, cohorts: _Cohorts, rng: np.random.Generator) -> tuple[flo
     return _match_shift(cohorts, target, rng), f"matched to the registered bulk's misfit {target:.2f}"
 
 
-def fit_interval_calibration(model, shift: float | None = None) -> dict:
-    """Calibrate the intervals of a trained model (see the module docstring); returns what
-    :attr:`DECODE.interval_calibration_` holds: the matched shift, the bulk's misfit, and per column the sorted
-    conformal scores. A given ``shift`` replaces the one matched to the bulk (step 1), as the diagnosis of the
-    benchmark's ``interval_shift`` does."""
+def content_truth(y: np.ndarray, sigma: float, absolute: bool, rng: np.random.Generator) -> np.ndarray:
+    """The cell fractions of held-out cohorts whose labels carry other amounts per cell in the bulk than in the
+    reference (step 2 of the module docstring): ``y`` holds the cohorts' fractions of material, :data:`COHORT_SIZE`
+    rows per cohort; each cohort draws one factor ``exp(N(0, sigma^2))`` per known label (the unknown keeps 1), and its
+    cell fractions are the material fractions divided by the factors, renormalised."""
+    if sigma == 0:
+        return y
+    out = np.empty_like(y)
+    n_known = y.shape[1] - (1 if absolute else 0)
+    for start in range(0, y.shape[0], COHORT_SIZE):
+        block = y[start : start + COHORT_SIZE]
+        factors = np.ones(y.shape[1])
+        factors[:n_known] = np.exp(rng.normal(0.0, sigma, n_known))
+        cells = block / factors
+        out[start : start + COHORT_SIZE] = cells / np.maximum(cells.sum(axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def calibration_cohorts(model, shift: float | None = None) -> dict:
+    """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material) and every
+    member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given."""
     rng = np.random.default_rng([current_seed(), 2026])  # a stream of its own: training never drew from it
     cohorts = _Cohorts(model, rng)
     if shift is None:
@@ -222,21 +249,46 @@ def fit_interval_calibration(model, shift: float | None = None) -> dict:
         x, y = cohorts.draw(rng)
         parts.append(predict_members(model, _shifted(x, shift, cohorts.spread, cohorts.as_is, rng), correct))
         truth.append(y)
-    members, y = np.concatenate(parts, axis=1), np.vstack(truth)
-    estimate, spread = summarise(members)
+    columns = model.labels_ + (["unknown"] if cohorts.absolute else [])
+    return {"members": np.concatenate(parts, axis=1), "y": np.vstack(truth), "shift": shift, "shift_from": how,
+            "absolute": cohorts.absolute, "columns": columns}  # fmt: skip
+
+
+def conformal_scores(cohorts: dict, content_shift: float = CONTENT_SHIFT) -> dict:
+    """Step 4 of the module docstring on the output of :func:`calibration_cohorts`, with the cohorts' cell fractions
+    read at ``content_shift`` (:func:`content_truth`): what :attr:`DECODE.interval_calibration_` holds."""
+    rng = np.random.default_rng([current_seed(), 2026, 1])
+    y = content_truth(cohorts["y"], content_shift, cohorts["absolute"], rng)
+    estimate, spread = summarise(cohorts["members"])
     half = estimate.shape[0] // 2
     floor = _narrowest_floor(estimate[:half], spread[:half], y[:half])
     scores = np.abs(estimate - y) / scale(estimate, spread, floor)
-    columns = model.labels_ + (["unknown"] if cohorts.absolute else [])
-    logger.info(f"Intervals calibrated on {y.shape[0]} held-out pseudo-tissues, platform shift {shift:.2f} ({how}).")
     return {
-        "shift": shift,
-        "shift_from": how,
+        "shift": cohorts["shift"],
+        "shift_from": cohorts["shift_from"],
+        "content_shift": float(content_shift),
         "floor": floor,
         "n_samples": int(y.shape[0]),
-        "columns": columns,
-        "scores": {c: np.sort(scores[:, k]).round(5).tolist() for k, c in enumerate(columns)},
+        "columns": cohorts["columns"],
+        "scores": {c: np.sort(scores[:, k]).round(5).tolist() for k, c in enumerate(cohorts["columns"])},
     }
+
+
+def fit_interval_calibration(model, shift: float | None = None, content_shift: float = CONTENT_SHIFT) -> dict:
+    """Calibrate the intervals of a trained model (see the module docstring); returns what
+    :attr:`DECODE.interval_calibration_` holds: the platform shift, how it was found, the content shift, and per
+    column the sorted conformal scores. A given ``shift`` replaces the one matched to the bulk (step 1), as the
+    benchmark's ``interval_shift`` diagnosis does; ``content_shift=0`` assumes every label carries the same amount per
+    cell in the bulk as in the reference."""
+    if content_shift < 0:
+        raise ValueError(f"content_shift must be >= 0, got {content_shift!r}.")
+    cohorts = calibration_cohorts(model, shift)
+    calibration = conformal_scores(cohorts, content_shift)
+    logger.info(
+        f"Intervals calibrated on {calibration['n_samples']} held-out pseudo-tissues, platform shift "
+        f"{calibration['shift']:.2f} ({calibration['shift_from']}), content shift {content_shift:.2f}."
+    )
+    return calibration
 
 
 def conformal_quantile(scores: list[float], level: float) -> float:

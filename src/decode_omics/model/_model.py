@@ -19,7 +19,7 @@ from ._calibration import fit_platform_gains, fit_transferable_features
 from ._ensemble import build_network, ensemble_file_layout, members
 from ._fit import fit_network
 from ._inference import InferenceMixin
-from ._intervals import fit_interval_calibration
+from ._intervals import CONTENT_SHIFT, fit_interval_calibration
 from ._noise import estimate_measurement_noise
 from ._pseudotissues import PseudoTissueSampler
 from ._reference import label_values, prepare_registered, refuse_silent_labels
@@ -403,6 +403,21 @@ class DECODE(InferenceMixin, BaseModelClass):
             "platform_correction": applied,
             "platform_correction_requested": bool(platform_correction),
         }
+
+    def calibrate_intervals(self, *, content_shift: float = CONTENT_SHIFT) -> None:
+        """Calibrate the intervals of :meth:`get_fractions` again, without training (:meth:`train` calibrates them
+        with the defaults; see :mod:`~decode_omics.model._intervals`). Sets :attr:`interval_calibration_`.
+
+        Parameters
+        ----------
+        content_shift
+            How much more or less of itself each label may put into a bulk sample per cell than into the reference,
+            as the log-sd of a per-label factor (default 0.3, about 1.35x either way). Use 0 for bulk made from the
+            reference's own cells (simulations), where the amounts are the same: the intervals are then narrower.
+        """
+        if self.module is None or not self.is_trained_:
+            raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
+        self.interval_calibration_ = fit_interval_calibration(self, content_shift=content_shift)
 
     # ------------------------------------------------------------------ save / load
     def save(self, dir_path: str | os.PathLike, *, overwrite: bool = False) -> None:

@@ -172,7 +172,7 @@ def deconvolve(
       and ``domain_distance``), ``unexplained`` (linear scales: ``threshold``, ``median_reference_fit``,
       ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
-      was measured).
+      was measured, the ``content_shift`` they allow between a label's share of the material and of the cells).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -277,6 +277,7 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
             "n_members": model.n_members_,
             "shift": calibration["shift"],
             "shift_from": calibration["shift_from"],
+            "content_shift": calibration["content_shift"],
             "n_calibration_samples": calibration["n_samples"],
         }
 
