@@ -179,8 +179,9 @@ def report_lines(path: Path = RESULTS, streams: Path = STREAMS) -> list[str]:
         "",
         "`python -m benchmarks.interval_shift` (a diagnosis: the truth scores, it fits nothing) calibrates each saved "
         f"model's intervals again at fixed shifts ({', '.join(f'{s:g}' for s in GRID)}; log-gain sd, or offset sd "
-        "in feature spreads for values read as stored) and scores their 90 % coverage. Where no shift lands in "
-        "80-95 %, no size of random platform shift makes the held-out cohorts err as the real bulk does.",
+        "in feature spreads for values read as stored), with content shift 0, and scores their 90 % coverage. Where "
+        "no shift lands in 80-95 %, no size of random platform shift alone makes the held-out cohorts err as the real "
+        "bulk does.",
         "",
         "| scenario | task | seed | matched shift | its coverage | shifts covering 80-95 % |",
         "|---|---|---|---|---|---|",
