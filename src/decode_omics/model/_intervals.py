@@ -22,8 +22,9 @@ calibration therefore runs once after training (:func:`fit_interval_calibration`
    (:func:`content_truth`; ``t`` = :data:`CONTENT_SHIFT`). A bulk's cells need not hold what the reference's cells of
    the same label hold (cell size and activation in another donor, replicate or tissue, a platform that captures one
    cell type's transcripts or proteins better): the network then reads a label's share of the material, and the
-   cell fraction differs from it by a bias no measurement of the bulk alone can tell from composition. It is the
-   bias the real cohorts of the benchmark show (B cells read 3x too low on real PBMC) and platform gains cannot make.
+   cell fraction differs from it by a bias no measurement of the bulk alone can tell from composition, and platform
+   gains cannot make. Its size is a prior (about 1.35x either way per label): a larger bias of one label, as B cells
+   read 2.5-3x too low on real PBMC, is not covered.
 3. **The same pipeline as the bulk.** Each cohort is predicted as the bulk is: platform gains fitted to it from the
    network's first estimates when the model corrects the bulk, then every member's fractions.
 4. **Conformal scores.** Per label, the error of the members' average divided by its scale,
