@@ -19,6 +19,24 @@ from ._registry import registered
 from ._settings import current_seed, shared_docs
 
 
+def absolute_through_gains(module, x: torch.Tensor, divisor: torch.Tensor, denoise: bool) -> torch.Tensor:
+    """Every network's absolute-mode fractions (``n_members x n x (K + 1)``), the known labels read through the
+    platform gains and the ``unknown`` share from the bulk as measured.
+
+    The gains correct how the bulk's platform measures each feature, and the known labels' split gains from that as
+    in relative mode. The unknown share must not be read through them: material the reference lacks, at a similar
+    share in every sample, looks to the gains like a platform that over-measures its features, so dividing by them
+    removes part of what the share reads (measured on the method page). So the known labels' split comes from
+    ``x / divisor`` and is scaled to ``1 - unknown``, with ``unknown`` from ``x``; rows still sum to 1.
+    """
+    through = member_fractions(module, x / divisor, denoise)
+    measured = member_fractions(module, x, denoise)
+    known = through[..., :-1]
+    known = known / known.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    unknown = measured[..., -1:]
+    return torch.cat([known * (1 - unknown), unknown], dim=-1)
+
+
 class InferenceMixin:
     """Predictions of a trained :class:`~decode_omics.model.DECODE`: every ``get_*`` reads its samples through
     :meth:`_bulk_source` and runs the network through :meth:`_predict`."""
@@ -78,14 +96,23 @@ class InferenceMixin:
                 yield start, np.concatenate(out).astype(np.float64)
 
     def _fractions_source(self, adata, layer, modality, scale, platform_correction):
-        """The source, the fraction function and the column names of :meth:`get_fractions` and :meth:`iter_fractions`;
-        warns in absolute mode when the unknown share cannot be trusted."""
+        """The source, the function of a batch giving every network's fractions (``n_members x n x K``) and the
+        column names of :meth:`get_fractions` and :meth:`iter_fractions`; warns in absolute mode when the unknown
+        share cannot be trusted.
+
+        In absolute mode with platform gains, the source reads the bulk as measured and the function divides by the
+        gains itself: the known labels are read through them, the ``unknown`` share from the bulk as measured
+        (:func:`absolute_through_gains`)."""
         self._check_if_trained(warn=True)
-        source = self._bulk_source(adata, layer, modality, scale, platform_correction)
+        split = self.mode_ == "absolute" and platform_correction and self.platform_gains_ is not None
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction and not split)
         columns = self.labels + (["unknown"] if self.mode_ == "absolute" else [])
         if self.mode_ == "absolute":
             warn_if_unknown_unreliable(source, self.module.label_profiles.cpu().numpy())
-        return source, lambda x: self.module(x, denoise=self.denoise_), columns
+        if not split:
+            return source, lambda x: member_fractions(self.module, x, self.denoise_), columns
+        divisor = torch.as_tensor(self.platform_gains_.to_numpy(), dtype=torch.float32, device=self.device)
+        return source, lambda x: absolute_through_gains(self.module, x, divisor, self.denoise_), columns
 
     @shared_docs
     def get_fractions(
@@ -117,8 +144,9 @@ class InferenceMixin:
         ``return_interval=True``, ``(fractions, lower, upper)``: three DataFrames of that shape, ``lower <= fractions
         <= upper`` within [0, 1].
         """
-        source, fn, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
+        source, per_member, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
         if not return_interval:
+            fn = lambda x: per_member(x).mean(dim=0)  # the ensemble's average
             parts = [v for _, v in self._predict(source, fn, max(batch_size, 10_000), batch_size, progress_bar)]
             return pd.DataFrame(np.concatenate(parts), index=source.obs_names, columns=columns)
         if self.interval_calibration_ is None:
@@ -128,8 +156,7 @@ class InferenceMixin:
             )
 
         def flat_members(x):  # samples x (members * columns), so that blocks concatenate along samples
-            out = member_fractions(self.module, x, self.denoise_)
-            return out.permute(1, 0, 2).reshape(x.shape[0], -1)
+            return per_member(x).permute(1, 0, 2).reshape(x.shape[0], -1)
 
         parts = [v for _, v in self._predict(source, flat_members, max(batch_size, 10_000), batch_size, progress_bar)]
         values = np.concatenate(parts).reshape(source.n_obs, self.n_members_, len(columns)).transpose(1, 0, 2)
@@ -159,8 +186,8 @@ class InferenceMixin:
         >>> for i, block in enumerate(model.iter_fractions(cohort)):
         ...     block.to_csv("fractions.csv", mode="a", header=i == 0)
         """
-        source, fn, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
-        for start, values in self._predict(source, fn, block_rows, batch_size):
+        source, per_member, columns = self._fractions_source(adata, layer, modality, scale, platform_correction)
+        for start, values in self._predict(source, lambda x: per_member(x).mean(dim=0), block_rows, batch_size):
             yield pd.DataFrame(values, index=source.obs_names[start : start + len(values)], columns=columns)
 
     @shared_docs

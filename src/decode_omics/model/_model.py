@@ -90,7 +90,8 @@ class DECODE(InferenceMixin, BaseModelClass):
     ----------
     platform_gains_
         After :meth:`train`: the fitted platform gain of every model feature (a Series; ``None`` when none were
-        fitted). :meth:`get_fractions` divides bulk samples by it unless ``platform_correction=False``.
+        fitted). :meth:`get_fractions` divides bulk samples by it unless ``platform_correction=False`` (in absolute
+        mode for the known labels' split only: the ``unknown`` share reads the bulk as measured).
     feature_agreement_
         After :meth:`train` on values read as stored (``scale="as_is"``): per model feature, how well the bulk
         follows the network's first estimates (a Series; ``None`` when not judged). Features below 0.5 are masked in
@@ -349,8 +350,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             After training, fit the registered bulk's per-feature *platform gains* (:attr:`platform_gains_`) from the
             network's first estimates and divide bulk samples by them before every prediction; for values read as
             stored (``scale="as_is"``), mask the features that do not transfer to the bulk's platform
-            (:attr:`feature_agreement_`) and train again instead. ``None``: on in relative mode, off in absolute
-            mode. Needs 5 registered bulk samples (20 for ``as_is``); see :mod:`~decode_omics.model._calibration`.
+            (:attr:`feature_agreement_`) and train again instead. In absolute mode the gains apply to the known
+            labels' split only; the ``unknown`` share reads the bulk as measured. ``None``: on (the same as
+            ``True``). Needs 5 registered bulk samples (20 for ``as_is``); see
+            :mod:`~decode_omics.model._calibration`.
         accelerator, devices
             Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
         plan_kwargs
@@ -382,7 +385,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         self.module.transform.mask.fill_(1.0)  # a new training reads every feature first
         completed = fit_network(self, settings)
         if platform_correction is None:
-            platform_correction = self.mode_ == "relative"
+            platform_correction = True
         masked = False
         if completed and platform_correction and self._reads_as_stored():
             keep = fit_transferable_features(self)
