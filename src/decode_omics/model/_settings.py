@@ -87,10 +87,10 @@ PARAMS = {
     {_DATA}""",
     "platform_correction": """platform_correction
     Divide the samples by the platform gains fitted to the registered bulk in training (:attr:`platform_gains_`;
-    nothing to divide by if none were fitted; in absolute mode they apply to the known labels' split, and the
-    ``unknown`` share reads the samples as measured). Set ``False`` for samples from another platform or batch than the
-    registered bulk. The feature mask of a model of values read as stored (:attr:`feature_agreement_`) is part of the
-    trained network and applies to every sample.""",
+    nothing to divide by if none were fitted; in absolute mode the fractions read only the known labels' split
+    through them and the ``unknown`` share as measured). Set ``False`` for samples from another platform or batch
+    than the registered bulk. The feature mask of a model of values read as stored (:attr:`feature_agreement_`) is
+    part of the trained network and applies to every sample.""",
     "batch_size": """batch_size
     Samples per forward pass.""",
 }
