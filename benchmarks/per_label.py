@@ -78,7 +78,9 @@ def lines(table: pd.DataFrame) -> list[str]:
         "the labels scored, and the label's own CCC. DECODE: mean over seeds and, in brackets, the seed furthest from",
         f"the truth (mean estimate) or the worst seed (CCC). *Within {TOLERANCE}*: issue 20's target for every label",
         "(judged on the worst seed). Like every DECODE figure here, transductive. Read from",
-        "`benchmarks/results/per_label.csv`.",
+        "`benchmarks/results/per_label.csv`. These are the defaults, without measured fractions; gains anchored on",
+        "five samples' flow fractions (`measured_key`) and scored on the others are on the method page (*Why B cells",
+        "read low*, `python -m benchmarks.anchored_gains`).",
         "",
     ]
     others = sorted(m for m in table["method"].unique() if m != "DECODE")

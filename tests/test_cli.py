@@ -375,3 +375,9 @@ def test_measurement_noise_option(files, tmp_path, capsys, fast_training):
     with pytest.raises(SystemExit) as exc:
         main(_deconvolve_args(files["ref"], files["bulk"], out, "--measurement-noise", "-1", "--overwrite"))
     assert exc.value.code == 2 and "must be 'auto' or a number >= 0" in capsys.readouterr().err
+
+
+def test_deconvolve_measured_key_not_in_obsm_is_an_input_error(files, tmp_path, capsys, fast_training):
+    rc = main(_deconvolve_args(files["ref"], files["bulk"], tmp_path / "out.h5ad", "--measured-key", "flow"))
+    err = capsys.readouterr().err
+    assert rc != 0 and "measured_key 'flow' is not in the bulk's .obsm" in err and "Traceback" not in err

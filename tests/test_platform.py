@@ -126,3 +126,90 @@ def test_absolute_mode_reads_known_labels_through_the_gains_and_unknown_as_measu
     assert ((lower <= central + 1e-9) & (central <= upper + 1e-9)).all().all()
     blocks = pd.concat(model.iter_fractions(block_rows=25))
     np.testing.assert_allclose(blocks.to_numpy(), fractions.to_numpy(), atol=1e-6)
+
+
+def _label_read_low(seed=5):
+    """Bulk whose platform under-measures the features most specific to one label (x0.25) on top of a per-feature
+    platform (sd 0.3): that label reads low."""
+    ref, bulk = reference_and_bulk(seed, n_samples=60)
+    means = pd.DataFrame(np.asarray(ref.X), columns=ref.var_names).groupby(ref.obs["cell_type"].to_numpy()).mean()
+    share = means / means.sum(axis=0)
+    label = means.index[0]
+    specific = share.columns[(share.loc[label] > 0.5).to_numpy()]
+    rng = np.random.default_rng(seed)
+    gains = pd.Series(np.exp(rng.normal(0, 0.3, bulk.n_vars)), index=bulk.var_names)
+    gains[specific] *= 0.25
+    bulk.X = np.asarray(bulk.X) * gains.to_numpy()
+    return ref, bulk, label, len(specific)
+
+
+def test_gains_anchored_on_measured_fractions_bring_a_label_read_low_back():
+    """Gains fitted from the estimates keep a label the platform under-measures low; anchored on 8 samples' measured
+    fractions, the other 52 samples. mean for it comes within half the gap, and their CCC rises."""
+    ref, bulk, label, n_specific = _label_read_low()
+    assert n_specific >= 10
+    truth = bulk.obsm["fractions"]
+    model = _fit(ref, bulk)
+    default = model.get_fractions()
+    measured = truth.iloc[:8].copy()
+    untouched = measured.copy()
+    gains = model.fit_platform_gains(measured)
+    assert model.platform_gains_ is gains and gains.index.tolist() == model.features
+    assert model.train_settings_["platform_gains_from"] == "measured fractions of 8 samples"
+    pd.testing.assert_frame_equal(measured, untouched)  # inputs are not modified
+    anchored = model.get_fractions()
+    rest = truth.index[8:]
+    gap_default = default.loc[rest, label].mean() - truth.loc[rest, label].mean()
+    gap_anchored = anchored.loc[rest, label].mean() - truth.loc[rest, label].mean()
+    assert gap_default < -0.03  # read low with the estimates' gains
+    assert abs(gap_anchored) < abs(gap_default) / 2  # -0.128 -> -0.033 measured
+    assert dco.metrics.ccc(anchored.loc[rest], truth.loc[rest]) > dco.metrics.ccc(default.loc[rest], truth.loc[rest])
+    # refitting from the estimates restores the gains train() fitted
+    model.fit_platform_gains()
+    pd.testing.assert_frame_equal(model.get_fractions(), default)
+
+
+def test_measured_fractions_are_checked(tmp_path):
+    ref, bulk = reference_and_bulk(6, n_samples=20)
+    truth = bulk.obsm["fractions"]
+    model = _fit(ref, bulk, max_epochs=2)
+    with pytest.raises(ValueError, match="one column per label.*missing"):
+        model.fit_platform_gains(truth.iloc[:, 1:])
+    with pytest.raises(ValueError, match="unknown columns \\['extra'\\]"):
+        model.fit_platform_gains(truth.assign(extra=0.0))
+    with pytest.raises(ValueError, match="not in the registered bulk"):
+        model.fit_platform_gains(truth.rename(index=lambda s: s + "_x"))
+    with pytest.raises(ValueError, match="NaN or negative"):
+        model.fit_platform_gains(truth.iloc[:6].assign(**{truth.columns[0]: -0.1}))
+    with pytest.raises(ValueError, match=f"at least {MIN_SAMPLES} measured samples"):
+        unmeasured = truth.copy()
+        unmeasured.iloc[3:] = np.nan  # rows of NaN: samples not measured
+        model.fit_platform_gains(unmeasured)
+    with pytest.raises(ValueError, match="DataFrame"):
+        model.fit_platform_gains(truth.to_numpy())
+    model.fit_platform_gains(truth.iloc[:6])
+    model.save(tmp_path / "model")
+    loaded = DECODE.load(tmp_path / "model", bulk=bulk)
+    np.testing.assert_allclose(loaded.platform_gains_.to_numpy(), model.platform_gains_.to_numpy())
+    assert loaded.train_settings_["platform_gains_from"] == "measured fractions of 6 samples"
+
+
+def test_deconvolve_anchors_the_gains_on_measured_fractions_in_obsm():
+    """tl.deconvolve(measured_key=...): fractions measured on some samples (NaN rows for the rest) anchor the gains;
+    the key is checked before training, and the bulk keeps what it had."""
+    ref, bulk, label, _ = _label_read_low()
+    truth = bulk.obsm["fractions"]
+    measured = truth.copy()
+    measured.iloc[8:] = np.nan
+    bulk.obsm["flow"] = measured
+    untouched = fingerprint(bulk)
+    fast = {k: v for k, v in FAST.items() if k != "enable_progress_bar"}
+    with pytest.raises(KeyError, match="measured_key 'facs' is not in the bulk's .obsm"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", measured_key="facs", copy=True, train_kwargs=fast)
+    out = dco.tl.deconvolve(bulk, ref, "cell_type", measured_key="flow", copy=True, train_kwargs=fast)
+    assert fingerprint(bulk) == untouched
+    params = out.uns["decode"]["params"]
+    assert params["measured_key"] == "flow" and params["platform_gains_from"] == "measured fractions of 8 samples"
+    rest = truth.index[8:]
+    # the same bulk read with the estimates' gains is 0.128 low on this label (the test above)
+    assert abs(out.obsm["decode"].loc[rest, label].mean() - truth.loc[rest, label].mean()) < 0.064

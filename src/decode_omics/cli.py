@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     dec.add_argument("--level", type=float, default=0.9, help="level of the intervals (default: 0.9)")
     dec.add_argument(
+        "--measured-key",
+        default=None,
+        metavar="KEY",
+        help="obsm key of the bulk with cell fractions measured on some samples (flow cytometry; a DataFrame, NaN "
+        "rows for the rest, at least 5 measured): the platform gains are anchored on them",
+    )
+    dec.add_argument(
         "--save-model",
         default=None,
         metavar="DIR",
@@ -244,6 +251,7 @@ def _deconvolve(args) -> int:
             random_state=args.seed,
             uncertainty=args.uncertainty,
             level=args.level,
+            measured_key=args.measured_key,
             return_model=True,
         )
     except (KeyError, ValueError, TypeError) as err:

@@ -260,6 +260,83 @@ def fit_platform_gains(model) -> pd.Series | None:
     return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
 
 
+def check_measured_fractions(measured, labels: list, samples: pd.Index) -> pd.DataFrame:
+    """Validate cell fractions measured on some registered bulk samples (flow cytometry, counting): a DataFrame with
+    every label as a column and registered samples as rows; rows of NaN (samples not measured) are dropped, and the
+    rest are renormalised over the labels. Raises a ``ValueError`` naming the problem and the fix."""
+    if not isinstance(measured, pd.DataFrame):
+        raise ValueError(
+            f"measured_fractions must be a pandas DataFrame (samples x labels), got {type(measured).__name__}."
+        )
+    missing = [label for label in labels if label not in measured.columns]
+    extra = [str(c) for c in measured.columns if c not in labels]
+    if missing or extra:
+        raise ValueError(
+            f"measured_fractions needs one column per label of the model, {list(labels)}; "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unknown columns {extra} (drop them, or map them onto the model's labels)" if extra else "")
+            + "."
+        )
+    values = measured[list(labels)].astype(np.float64)
+    values = values[~values.isna().all(axis=1)]
+    unknown = values.index[~values.index.isin(samples)]
+    if len(unknown):
+        raise ValueError(
+            f"measured_fractions has rows for {len(unknown)} samples that are not in the registered bulk (first: "
+            f"{list(map(str, unknown[:5]))}); its index must be the bulk's obs_names."
+        )
+    if values.isna().any().any() or (values.to_numpy() < 0).any():
+        raise ValueError(
+            "measured_fractions holds NaN or negative values in a measured sample: give every label's fraction "
+            "(0 where it is absent), or a row of NaN for a sample that was not measured."
+        )
+    totals = values.sum(axis=1)
+    if (totals <= 0).any():
+        raise ValueError(f"measured_fractions sums to 0 for {list(map(str, values.index[totals <= 0][:5]))}.")
+    if len(values) < MIN_GAIN_SAMPLES:
+        raise ValueError(
+            f"Platform gains anchored on measured fractions need at least {MIN_GAIN_SAMPLES} measured samples; got "
+            f"{len(values)}."
+        )
+    return values.div(totals, axis=0)
+
+
+def anchored_platform_gains(model, measured: pd.DataFrame) -> pd.Series:
+    """Per-feature platform gains of the registered bulk, anchored on the cell fractions measured on some of its
+    samples (validated by :func:`check_measured_fractions`).
+
+    The gains fitted from the network's own estimates cannot tell a feature the bulk's platform over-measures from a
+    label the network reads too high: a label whose markers the platform under-measures is read low, and the gains
+    fitted from that reading keep it low (on real PBMC bulk, B cells; the method page). Measured fractions break the
+    tie. Each label's estimates are rescaled by the geometric mean, over the measured samples, of measured over
+    estimated fraction (shrunk towards 1 by its standard error), the measured samples take their measured fractions,
+    and the gains are fitted from all samples as :func:`feature_log_gains` does (a median over every sample, so a few
+    measured samples do not carry every gain alone).
+    """
+    first = first_estimates(model, MIN_GAIN_SAMPLES, "Fitting platform gains")
+    if first is None:
+        raise ValueError(f"Platform gains need a registered bulk of at least {MIN_GAIN_SAMPLES} samples.")
+    bulk, estimates = first
+    names = model._bulk_source(None, platform_correction=False).obs_names[: len(bulk)]
+    rows = names.get_indexer(measured.index)
+    if (rows < 0).any():
+        raise ValueError("measured_fractions names samples beyond the first 20,000 of the registered bulk.")
+    eps = 1e-3  # fractions near 0 would dominate a ratio of logs
+    ratio = np.log(measured.to_numpy() + eps) - np.log(estimates[rows] + eps)
+    # each label's mean log ratio, shrunk towards 0 by how much of it the measured samples' scatter could produce
+    # (positive-part James-Stein): a few samples' noise should not move a label that reads right
+    mean = ratio.mean(axis=0)
+    noise = ratio.var(axis=0, ddof=1) / len(rows)
+    mean *= np.clip(1 - noise / np.maximum(mean**2, 1e-12), 0, 1)
+    fractions = estimates * np.exp(mean)
+    fractions[rows] = measured.to_numpy()
+    fractions /= fractions.sum(axis=1, keepdims=True)
+    sampler = model._sampler
+    gains = feature_log_gains(bulk, fractions, sampler.mean, sampler.var, sampler.index.sizes)
+    return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
+
+
 def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000) -> None:
     """Warn when the bulk is far from any mix of the labels (median :func:`log_residual_spread` of its first
     ``n_check`` samples above :data:`PLATFORM_SHIFT_WARNING`): the unknown share then absorbs the platform shift."""

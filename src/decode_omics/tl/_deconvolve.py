@@ -41,9 +41,12 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
         DECODE.setup_anndata(blk, scale=fit["scale"])
         model = DECODE(ref, blk, mode=fit["mode"], **model_kwargs)
+        measured = _measured_fractions(bulk, fit["measured_key"], model, blk.obs_names)
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
+        if measured is not None:
+            model.fit_platform_gains(measured)
         fit_seconds = time.perf_counter() - start
         if fit["uncertainty"]:
             frames = model.get_fractions(return_interval=True, level=fit["level"])
@@ -62,6 +65,27 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         for frame in frames:
             frame.columns = frame.columns.map(str)
     return model, frames, fit_seconds
+
+
+def _measured_fractions(bulk: AnnData, key: str | None, model, names: pd.Index) -> pd.DataFrame | None:
+    """``bulk.obsm[key]`` indexed like the registered bulk and checked before training (see
+    :func:`~decode_omics.model._calibration.check_measured_fractions`); ``None`` without a key."""
+    from ..model._calibration import check_measured_fractions
+
+    if key is None:
+        return None
+    if key not in bulk.obsm:
+        raise KeyError(f"measured_key {key!r} is not in the bulk's .obsm (keys: {list(bulk.obsm.keys())}).")
+    measured = bulk.obsm[key]
+    if not isinstance(measured, pd.DataFrame):
+        raise ValueError(
+            f"bulk.obsm[{key!r}] must be a DataFrame with one column per label (a row of NaN for a sample not "
+            f"measured), got {type(measured).__name__}."
+        )
+    if model._reads_as_stored():
+        raise ValueError("measured_key anchors platform gains, which values read as stored (scale='as_is') lack.")
+    measured = measured.set_axis(names, axis=0)
+    return check_measured_fractions(measured, [str(v) for v in model.labels_], names)
 
 
 def _diagnostics(model, fractions: pd.DataFrame) -> pd.DataFrame:
@@ -93,6 +117,7 @@ def deconvolve(
     train_kwargs: Mapping[str, Any] | None = None,
     uncertainty: bool = False,
     level: float = 0.9,
+    measured_key: str | None = None,
     copy: bool = False,
     return_model: bool = False,
     random_state: int = 0,
@@ -137,6 +162,13 @@ def deconvolve(
         the intervals' coverage measured on real cohorts is on the benchmark page.
     level
         Intended share of true fractions inside their intervals.
+    measured_key
+        Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's) holding cell fractions measured on
+        some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one column per label and
+        a row of NaN for every sample not measured (at least 5 measured). The platform gains are then anchored on
+        them (:meth:`~decode_omics.model.DECODE.fit_platform_gains`), which corrects labels the bulk's platform
+        measures differently from the reference (B cells on real PBMC bulk; measured on the method page). The
+        measured samples' fractions are then no independent check of the result: score the others.
     copy
         Return a copy instead of writing to ``data``.
     return_model
@@ -193,6 +225,7 @@ def deconvolve(
         "random_state": random_state,
         "uncertainty": uncertainty,
         "level": level,
+        "measured_key": measured_key,
     }
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
@@ -258,6 +291,7 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
             "mode": fit["mode"],
             "random_state": fit["random_state"],
             "model_kwargs": dict(fit["model_kwargs"] or {}),
+            **({"measured_key": fit["measured_key"]} if fit.get("measured_key") else {}),
             "reference_scale": model.reference_scale_["scale"],
             "bulk_scale": model.bulk_scale_["scale"],
             **{k: v for k, v in model.train_settings_.items() if v is not None},
