@@ -303,3 +303,17 @@ def test_mudata_validates_every_reference_before_training(no_training):
 def test_anndata_params_record_model_kwargs(fitted):
     params = fitted["bulk"].uns["decode"]["params"]
     assert params.get("n_hidden", params.get("model_kwargs", {}).get("n_hidden")) == 128
+
+
+def test_mudata_measured_fractions_from_the_mudata_obsm():
+    """measured_key found in the MuData's .obsm (indexed by all samples) is read for each modality's own samples."""
+    mdata, refs = _multiomics()
+    flow = mdata["prot"].obsm["fractions"].reindex(mdata.obs_names)  # NaN where the modality lacks the sample
+    flow.iloc[6:] = np.nan  # and where flow cytometry was not run: 6 samples measured
+    mdata.obsm["flow"] = flow
+    out = dco.tl.deconvolve(
+        mdata, refs, "cell_type", modality="prot", measured_key="flow", copy=True, model_kwargs=SMALL, train_kwargs=TINY
+    )
+    assert out["prot"].uns["decode"]["params"]["platform_gains_from"] == "measured fractions of 6 samples"
+    with pytest.raises(KeyError, match="measured_key 'facs' is not in the bulk's .obsm"):
+        dco.tl.deconvolve(mdata, refs, "cell_type", modality="prot", measured_key="facs", train_kwargs=TINY)

@@ -26,12 +26,14 @@ def _check_reference(reference, labels_key: str, what: str) -> None:
         )
 
 
-def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[str, Any]):
-    """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`)."""
+def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[str, Any], mdata=None):
+    """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`);
+    ``mdata``: the MuData ``bulk`` is a modality of (its ``.obsm`` may hold the measured fractions)."""
     from ..model import DECODE
     from ..model._lightning import seeded
 
     _check_reference(reference, labels_key, "reference")
+    measured = _measured_frame(bulk, fit["measured_key"], mdata)
     ref = lightweight(reference, fit["reference_layer"], labels_key)
     blk = lightweight(bulk, fit["layer"])
     model_kwargs = dict(fit["model_kwargs"] or {})
@@ -41,7 +43,7 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
         DECODE.setup_anndata(blk, scale=fit["scale"])
         model = DECODE(ref, blk, mode=fit["mode"], **model_kwargs)
-        measured = _measured_fractions(bulk, fit["measured_key"], model, blk.obs_names)
+        measured = _measured_fractions(measured, model, blk.obs_names)
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
@@ -67,25 +69,40 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
     return model, frames, fit_seconds
 
 
-def _measured_fractions(bulk: AnnData, key: str | None, model, names: pd.Index) -> pd.DataFrame | None:
-    """``bulk.obsm[key]`` indexed like the registered bulk and checked before training (see
-    :func:`~decode_omics.model._calibration.check_measured_fractions`); ``None`` without a key."""
-    from ..model._calibration import check_measured_fractions
-
+def _measured_frame(adata: AnnData, key: str | None, mdata=None) -> pd.DataFrame | None:
+    """``adata.obsm[key]`` (for a MuData's modality, else ``mdata.obsm[key]`` reindexed to the modality's samples),
+    the fractions measured on some samples; ``None`` without a key."""
     if key is None:
         return None
-    if key not in bulk.obsm:
-        raise KeyError(f"measured_key {key!r} is not in the bulk's .obsm (keys: {list(bulk.obsm.keys())}).")
-    measured = bulk.obsm[key]
-    if not isinstance(measured, pd.DataFrame):
+    if key in adata.obsm:
+        frame, where = adata.obsm[key], ".obsm"
+    elif mdata is not None and key in mdata.obsm:
+        frame, where = mdata.obsm[key], "MuData's .obsm"
+        if isinstance(frame, pd.DataFrame):
+            frame = frame.reindex(adata.obs_names)
+    else:
+        where = f"the bulk's .obsm (keys: {', '.join(map(str, adata.obsm.keys())) or 'none'})"
+        if mdata is not None:
+            where += f" nor the MuData's (keys: {', '.join(map(str, mdata.obsm.keys())) or 'none'})"
+        raise KeyError(f"measured_key {key!r} is not in {where}.")
+    if not isinstance(frame, pd.DataFrame):
         raise ValueError(
-            f"bulk.obsm[{key!r}] must be a DataFrame with one column per label (a row of NaN for a sample not "
-            f"measured), got {type(measured).__name__}."
+            f"The {where}[{key!r}] must be a DataFrame with one column per label (a row of NaN for a sample not "
+            f"measured), got {type(frame).__name__}."
         )
+    return frame
+
+
+def _measured_fractions(frame: pd.DataFrame | None, model, names: pd.Index) -> pd.DataFrame | None:
+    """The measured fractions indexed like the registered bulk and checked before training (see
+    :func:`~decode_omics.model._calibration.check_measured_fractions`)."""
+    from ..model._calibration import check_measured_fractions
+
+    if frame is None:
+        return None
     if model._reads_as_stored():
         raise ValueError("measured_key anchors platform gains, which values read as stored (scale='as_is') lack.")
-    measured = measured.set_axis(names, axis=0)
-    return check_measured_fractions(measured, [str(v) for v in model.labels_], names)
+    return check_measured_fractions(frame.set_axis(names, axis=0), [str(v) for v in model.labels_], names)
 
 
 def _diagnostics(model, fractions: pd.DataFrame) -> pd.DataFrame:
@@ -163,12 +180,12 @@ def deconvolve(
     level
         Intended share of true fractions inside their intervals.
     measured_key
-        Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's) holding cell fractions measured on
-        some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one column per label and
-        a row of NaN for every sample not measured (at least 5 measured). The platform gains are then anchored on
-        them (:meth:`~decode_omics.model.DECODE.fit_platform_gains`), which corrects labels the bulk's platform
-        measures differently from the reference (B cells on real PBMC bulk; measured on the method page). The
-        measured samples' fractions are then no independent check of the result: score the others.
+        Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's, else of the MuData's) holding cell
+        fractions measured on some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one
+        column per label and a row of NaN for every sample not measured (at least 5 measured). The platform gains
+        are then anchored on them (:meth:`~decode_omics.model.DECODE.fit_platform_gains`), which corrects labels the
+        bulk's platform measures differently from the reference (B cells on real PBMC bulk; measured on the method
+        page). The measured samples' fractions are then no independent check of the result: score the others.
     copy
         Return a copy instead of writing to ``data``.
     return_model
@@ -341,7 +358,7 @@ def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, 
     models = {}
     for m in mods:
         start = logg.info(f"deconvolving modality {m!r}: {mdata.mod[m].n_obs} samples with DECODE ({fit['mode']})")
-        model, frames, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit)
+        model, frames, fit_seconds = _fit_one(mdata.mod[m], reference[m], labels_key, fit, mdata)
         _write(mdata.mod[m], model, frames, fit_seconds, key_added, labels_key, fit)
         models[m] = model
         for suffix, frame in zip(("", "_lower", "_upper"), frames, strict=False):
