@@ -10,6 +10,7 @@ import decode_omics as dco
 from decode_omics.model import DECODE
 from decode_omics.model._calibration import MIN_GAIN_SAMPLES as MIN_SAMPLES
 from decode_omics.model._calibration import feature_log_gains
+from decode_omics.model._intervals import CONTENT_SHIFT
 
 FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
 
@@ -157,6 +158,10 @@ def test_gains_anchored_on_measured_fractions_bring_a_label_read_low_back():
     assert model.platform_gains_ is gains and gains.index.tolist() == model.features
     assert model.train_settings_["platform_gains_from"] == "measured fractions of 8 samples"
     pd.testing.assert_frame_equal(measured, untouched)  # inputs are not modified
+    # intervals calibrated again, allowing each label only the bias the 8 measured samples leave open
+    calibration = model.interval_calibration_
+    assert calibration["content_shift_before_anchoring"] == CONTENT_SHIFT
+    assert 0 < calibration["content_shift"] < CONTENT_SHIFT
     anchored = model.get_fractions()
     rest = truth.index[8:]
     gap_default = default.loc[rest, label].mean() - truth.loc[rest, label].mean()
@@ -164,9 +169,10 @@ def test_gains_anchored_on_measured_fractions_bring_a_label_read_low_back():
     assert gap_default < -0.03  # read low with the estimates' gains
     assert abs(gap_anchored) < abs(gap_default) / 2  # -0.128 -> -0.033 measured
     assert dco.metrics.ccc(anchored.loc[rest], truth.loc[rest]) > dco.metrics.ccc(default.loc[rest], truth.loc[rest])
-    # refitting from the estimates restores the gains train() fitted
+    # refitting from the estimates restores the gains train() fitted, and the content shift
     model.fit_platform_gains()
     pd.testing.assert_frame_equal(model.get_fractions(), default)
+    assert model.interval_calibration_["content_shift"] == CONTENT_SHIFT
 
 
 def test_measured_fractions_are_checked(tmp_path):

@@ -302,7 +302,7 @@ def check_measured_fractions(measured, labels: list, samples: pd.Index) -> pd.Da
     return values.div(totals, axis=0)
 
 
-def anchored_platform_gains(model, measured: pd.DataFrame) -> pd.Series:
+def anchored_platform_gains(model, measured: pd.DataFrame) -> tuple[pd.Series, float]:
     """Per-feature platform gains of the registered bulk, anchored on the cell fractions measured on some of its
     samples (validated by :func:`check_measured_fractions`).
 
@@ -313,6 +313,10 @@ def anchored_platform_gains(model, measured: pd.DataFrame) -> pd.Series:
     estimated fraction (shrunk towards 1 by its standard error), the measured samples take their measured fractions,
     and the gains are fitted from all samples as :func:`feature_log_gains` does (a median over every sample, so a few
     measured samples do not carry every gain alone).
+
+    Returns the gains and the per-label content shift left once they are anchored: the root mean square over labels
+    of the standard error of that geometric mean (log scale). The measured samples pin each label's bias against the
+    reference to within it, so the intervals need allow no more (see :meth:`DECODE.fit_platform_gains`).
     """
     first = first_estimates(model, MIN_GAIN_SAMPLES, "Fitting platform gains")
     if first is None:
@@ -328,13 +332,14 @@ def anchored_platform_gains(model, measured: pd.DataFrame) -> pd.Series:
     # (positive-part James-Stein): a few samples' noise should not move a label that reads right
     mean = ratio.mean(axis=0)
     noise = ratio.var(axis=0, ddof=1) / len(rows)
+    left = float(np.sqrt(noise.mean()))
     mean *= np.clip(1 - noise / np.maximum(mean**2, 1e-12), 0, 1)
     fractions = estimates * np.exp(mean)
     fractions[rows] = measured.to_numpy()
     fractions /= fractions.sum(axis=1, keepdims=True)
     sampler = model._sampler
     gains = feature_log_gains(bulk, fractions, sampler.mean, sampler.var, sampler.index.sizes)
-    return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
+    return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain"), left
 
 
 def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000) -> None:

@@ -438,7 +438,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         measured on some of the samples (flow cytometry of a subset of the cohort), pass them here: the gains are
         then fitted from those samples' measured fractions and from the other samples' estimates rescaled, label by
         label, as the measured samples show (:func:`~decode_omics.model._calibration.anchored_platform_gains`). Every
-        later prediction reads through them; intervals are calibrated again if they were.
+        later prediction reads through them. Intervals, if calibrated, are calibrated again, allowing each label only
+        the bias the measured samples leave open: the content shift becomes the standard error of their per-label
+        log ratio of measured over estimated fraction, where that is below the one used before.
 
         The measured samples' own estimates are no longer an independent check: score the others.
 
@@ -462,6 +464,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             )
         if self.bulk_manager_ is None and self.bulk_ is None:
             raise ValueError("Platform gains are fitted on the registered bulk: pass bulk to DECODE(...) first.")
+        calibration = self.interval_calibration_ or {}
+        # the content shift chosen before any anchoring (train's default, or calibrate_intervals')
+        prior = calibration.get("content_shift_before_anchoring", calibration.get("content_shift", CONTENT_SHIFT))
+        content = prior
         if measured_fractions is None:
             gains, source = fit_platform_gains(self), "estimates"
             if gains is None:
@@ -469,15 +475,17 @@ class DECODE(InferenceMixin, BaseModelClass):
         else:
             names = self._bulk_source(None, platform_correction=False).obs_names
             measured = check_measured_fractions(measured_fractions, list(self.labels_), names)
-            gains, source = anchored_platform_gains(self, measured), f"measured fractions of {len(measured)} samples"
+            gains, left = anchored_platform_gains(self, measured)
+            source, content = f"measured fractions of {len(measured)} samples", min(content, left)
         self.platform_gains_ = gains
         self.train_settings_ = dict(self.train_settings_ or {}) | {
             "platform_correction": True,
             "platform_gains_from": source,
         }
         if self.interval_calibration_ is not None:
-            content = self.interval_calibration_.get("content_shift", CONTENT_SHIFT)
             self.interval_calibration_ = fit_interval_calibration(self, content_shift=content)
+            if measured_fractions is not None:
+                self.interval_calibration_["content_shift_before_anchoring"] = prior
         return gains
 
     # ------------------------------------------------------------------ save / load
