@@ -37,8 +37,9 @@ INTERVALS = Path(__file__).parent / "results" / "anchored_intervals.csv"
 COHORTS = ("GSE107011", "GSE107572")
 
 
-def run(cohort: str, seed: int, n_measured: int, n_subsets: int) -> pd.DataFrame:
-    """One model of ``cohort`` at ``seed``; one row per random draw of ``n_measured`` measured samples."""
+def _trained(cohort: str, seed: int, n_members: int = 1):
+    """A DECODE model of ``cohort`` trained with the defaults at ``seed`` (one thread), and the flow truth of its
+    samples over its labels."""
     import scvi
     import torch
 
@@ -54,10 +55,15 @@ def run(cohort: str, seed: int, n_measured: int, n_subsets: int) -> pd.DataFrame
     bulk = lightweight(task.bulk, None)
     DECODE.setup_anndata(ref, labels_key=task.labels_key)
     DECODE.setup_anndata(bulk)
-    model = DECODE(ref, bulk)
+    model = DECODE(ref, bulk) if n_members == 1 else DECODE(ref, bulk, n_members=n_members)
     model.train(enable_progress_bar=False)
+    return model, task.truth.loc[bulk.obs_names, list(model.labels_)]
+
+
+def run(cohort: str, seed: int, n_measured: int, n_subsets: int) -> pd.DataFrame:
+    """One model of ``cohort`` at ``seed``; one row per random draw of ``n_measured`` measured samples."""
+    model, truth = _trained(cohort, seed)
     labels = list(model.labels_)
-    truth = task.truth.loc[bulk.obs_names, labels]
     default = model.get_fractions()
     model.interval_calibration_ = None  # intervals are not scored here: skip calibrating them again at every draw
     model.fit_platform_gains(truth)  # the diagnosis: gains fitted from every sample's flow fractions
@@ -82,25 +88,8 @@ def run_intervals(cohort: str, seed: int, n_measured: int, n_subsets: int, n_mem
     """As :func:`run` with an ensemble of ``n_members`` (``uncertainty=True``'s model): the 90 % intervals of the
     unmeasured samples, calibrated as the package does (again after anchoring, with the content shift the measured
     samples leave open); one row per draw."""
-    import scvi
-    import torch
-
-    from decode_omics._engine.adata import lightweight
-    from decode_omics.model import DECODE
-
-    from .scenarios import pbmc_real
-
-    torch.set_num_threads(1)
-    task = next(t for t in pbmc_real() if t.name == cohort)
-    scvi.settings.seed = seed
-    ref = lightweight(task.reference, None, task.labels_key)
-    bulk = lightweight(task.bulk, None)
-    DECODE.setup_anndata(ref, labels_key=task.labels_key)
-    DECODE.setup_anndata(bulk)
-    model = DECODE(ref, bulk, n_members=n_members)
-    model.train(enable_progress_bar=False)
+    model, truth = _trained(cohort, seed, n_members)
     labels = list(model.labels_)
-    truth = task.truth.loc[bulk.obs_names, labels]
     default = model.get_fractions(return_interval=True, level=0.9)
     rng = np.random.default_rng([seed, n_measured])
     rows = []
