@@ -193,6 +193,8 @@ def test_measured_fractions_are_checked(tmp_path):
         model.fit_platform_gains(unmeasured)
     with pytest.raises(ValueError, match="DataFrame"):
         model.fit_platform_gains(truth.to_numpy())
+    with pytest.raises(ValueError, match="must hold numbers"):
+        model.fit_platform_gains(truth.iloc[:6].assign(**{truth.columns[0]: "high"}))
     model.fit_platform_gains(truth.iloc[:6])
     model.save(tmp_path / "model")
     loaded = DECODE.load(tmp_path / "model", bulk=bulk)

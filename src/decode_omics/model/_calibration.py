@@ -255,8 +255,14 @@ def fit_platform_gains(model) -> pd.Series | None:
     if first is None:
         return None
     bulk, known = first
+    return _gains_from(model, bulk, known)
+
+
+def _gains_from(model, bulk: np.ndarray, fractions: np.ndarray) -> pd.Series:
+    """:func:`feature_log_gains` of the bulk at the given fractions, against the reference's label moments, as the
+    model's :attr:`~DECODE.platform_gains_` (a factor per feature)."""
     sampler = model._sampler
-    gains = feature_log_gains(bulk, known, sampler.mean, sampler.var, sampler.index.sizes)
+    gains = feature_log_gains(bulk, fractions, sampler.mean, sampler.var, sampler.index.sizes)
     return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
 
 
@@ -278,7 +284,10 @@ def check_measured_fractions(measured, labels: list, samples: pd.Index) -> pd.Da
             + (f"unknown columns {extra} (drop them, or map them onto the model's labels)" if extra else "")
             + "."
         )
-    values = measured[list(labels)].astype(np.float64)
+    try:
+        values = measured[list(labels)].astype(np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"measured_fractions must hold numbers (fractions per label): {err}") from err
     values = values[~values.isna().all(axis=1)]
     unknown = values.index[~values.index.isin(samples)]
     if len(unknown):
@@ -337,9 +346,7 @@ def anchored_platform_gains(model, measured: pd.DataFrame) -> tuple[pd.Series, f
     fractions = estimates * np.exp(mean)
     fractions[rows] = measured.to_numpy()
     fractions /= fractions.sum(axis=1, keepdims=True)
-    sampler = model._sampler
-    gains = feature_log_gains(bulk, fractions, sampler.mean, sampler.var, sampler.index.sizes)
-    return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain"), left
+    return _gains_from(model, bulk, fractions), left
 
 
 def warn_if_unknown_unreliable(source, profiles: np.ndarray, n_check: int = 2000) -> None:

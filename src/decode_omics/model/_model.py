@@ -17,6 +17,7 @@ from scvi.model.base import BaseModelClass
 
 from .._engine.features import shared_features
 from ._calibration import (
+    MIN_GAIN_SAMPLES,
     anchored_platform_gains,
     check_measured_fractions,
     fit_platform_gains,
@@ -439,8 +440,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         then fitted from those samples' measured fractions and from the other samples' estimates rescaled, label by
         label, as the measured samples show (:func:`~decode_omics.model._calibration.anchored_platform_gains`). Every
         later prediction reads through them. Intervals, if calibrated, are calibrated again, allowing each label only
-        the bias the measured samples leave open: the content shift becomes the standard error of their per-label
-        log ratio of measured over estimated fraction, where that is below the one used before.
+        the bias the measured samples leave open: the content shift becomes the root mean square over labels of the
+        standard error of the measured samples' log ratio of measured over estimated fraction, where that is below
+        the one used before.
 
         The measured samples' own estimates are no longer an independent check: score the others.
 
@@ -471,7 +473,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         if measured_fractions is None:
             gains, source = fit_platform_gains(self), "estimates"
             if gains is None:
-                raise ValueError("Platform gains need a registered bulk of at least 5 samples.")
+                raise ValueError(f"Platform gains need a registered bulk of at least {MIN_GAIN_SAMPLES} samples.")
         else:
             names = self._bulk_source(None, platform_correction=False).obs_names
             measured = check_measured_fractions(measured_fractions, list(self.labels_), names)
