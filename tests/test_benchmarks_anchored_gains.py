@@ -37,6 +37,21 @@ def test_summary_takes_means_over_draws_and_the_worst_seed():
     assert "| c | default | 0.750 (0.700) | -0.090 (-0.120) | +0.010 (+0.010) |" in text
 
 
+def test_cohorts_with_other_labels_share_the_table():
+    """A leave-out cohort (label B missing from its reference) beside a full one: its B cells are empty."""
+    other = _rows().drop(columns=[c for c in _rows().columns if c.endswith("_B")]).assign(cohort="without B")
+    table = ag.summary(pd.concat([_rows(), other], ignore_index=True))
+    assert table.loc[table.cohort == "without B", "B gap"].isna().all()
+    assert table.loc[table.cohort == "c", "B gap"].notna().all()
+    assert "| without B | default | 0.750 (0.700) | -0.090 (-0.120) |  |" in ag.markdown(table)
+
+
+def test_known_renormalises_over_the_known_labels():
+    f = pd.DataFrame({"A": [0.2, 0.0], "B": [0.6, 0.5], "unknown": [0.2, 0.5]})
+    out = ag.known(f, ["A", "B"])
+    assert list(out.columns) == ["A", "B"] and np.allclose(out.to_numpy(), [[0.25, 0.75], [0.0, 1.0]])
+
+
 def test_interval_summary_reports_the_seed_furthest_from_the_band():
     rows = []
     for seed, coverage in ((0, 0.9), (1, 1.0)):
@@ -47,3 +62,21 @@ def test_interval_summary_reports_the_seed_furthest_from_the_band():
     table = ag.interval_summary(pd.DataFrame(rows)).set_index("gains from")
     assert np.isclose(table.loc["anchored", "coverage"], 0.95) and table.loc["anchored", "furthest seed"] == 1.0
     assert np.isclose(table.loc["anchored", "content shift"], 0.2) and np.isnan(table.loc["default", "content shift"])
+
+
+def test_draws_are_reproducible_and_shared_by_every_method():
+    first, again = ag.draws(12, 1, 5, 3), ag.draws(12, 1, 5, 3)
+    assert len(first) == 3 and all(len(d) == 5 and list(d) == sorted(set(d)) for d in first)
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))
+    assert any((a != b).any() for a, b in zip(first, ag.draws(12, 2, 5, 3), strict=True))  # another seed, other draws
+
+
+def test_summary_shows_the_peers_scored_on_the_same_draws():
+    rows = _rows()
+    peers = rows[["cohort", "seed", "draw", "n_measured"]].assign(ccc_dtangle=[0.5, 0.6, 0.7, 0.8])
+    peers["gap_dtangle_A"], peers["gap_dtangle_B"] = 0.02, -0.02
+    table = ag.summary(ag.with_peers(rows, peers)).set_index("gains from")
+    assert "dtangle (same samples)" in table.index and "NNLS (same samples)" not in table.index
+    assert np.isclose(table.loc["dtangle (same samples)", "CCC (unmeasured samples)"], 0.65)
+    assert np.isclose(table.loc["dtangle (same samples)", "worst seed"], 0.55)
+    assert ag.with_peers(rows, None) is rows

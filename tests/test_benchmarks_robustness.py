@@ -226,3 +226,29 @@ def test_report_lines_say_when_only_seed_0_ran_and_are_empty_without_rows(no_dia
     scores = _scores()
     assert "**Only seed 0 ran**" in "\n".join(rb.report_lines(scores[scores["seed"] == 0]))
     assert rb.report_lines(scores[scores["scenario"] != "robustness"]) == []
+
+
+def test_the_anchored_leave_out_table_sits_beside_the_peers(tmp_path, monkeypatch):
+    """The robustness section shows ``benchmarks.anchored_gains``'s leave-out cohorts (not its full-reference ones),
+    DECODE's sources beside NNLS and dtangle scored on the same draws; nothing where that benchmark did not run."""
+    from benchmarks import anchored_gains as ag
+
+    cohort = next(iter(ag.LEAVE_OUT))
+    rows = []
+    for name, seed in ((cohort, 0), (cohort, 1), ("GSE107011", 0)):
+        row = {"cohort": name, "seed": seed, "draw": 0, "n_measured": 5, "n_scored": 4}
+        row |= {f"ccc_{s}": 0.3 + 0.1 * k + 0.01 * seed for k, s in enumerate(ag.SOURCES)}
+        row |= {f"gap_{s}_A": 0.0 for s in ag.SOURCES}
+        rows.append(row)
+    results, peers = tmp_path / "r.csv", tmp_path / "p.csv"
+    monkeypatch.setattr(ag, "RESULTS", results)
+    monkeypatch.setattr(ag, "PEER_RESULTS", peers)
+    assert rb._anchored_lines() == []
+    pd.DataFrame(rows).to_csv(results, index=False)
+    keys = pd.DataFrame(rows)[["cohort", "seed", "draw", "n_measured"]]
+    keys.assign(ccc_NNLS=0.1, ccc_dtangle=0.6, gap_NNLS_A=0.0, gap_dtangle_A=0.0).to_csv(peers, index=False)
+    lines = rb._anchored_lines()
+    heads = ["DECODE, defaults", "DECODE, anchored on 5", "DECODE, gains from every sample's flow", "NNLS", "dtangle"]
+    assert "| cohort | " + " | ".join(heads) + " |" in lines
+    assert f"| {cohort} | 0.305 (0.300) | 0.405 (0.400) | 0.505 (0.500) | 0.100 (0.100) | 0.600 (0.600) |" in lines
+    assert not any(line.startswith("| GSE107011 |") for line in lines)

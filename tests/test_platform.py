@@ -175,6 +175,41 @@ def test_gains_anchored_on_measured_fractions_bring_a_label_read_low_back():
     assert model.interval_calibration_["content_shift"] == CONTENT_SHIFT
 
 
+def test_gains_anchored_in_absolute_mode_keep_the_known_split_where_the_reference_lacks_a_type():
+    """A bulk holding a type the reference lacks, on a platform that under-measures one known label's features:
+    anchored on 8 samples' known-label fractions (an ``unknown`` column as get_fractions writes it is allowed and
+    not used), the other samples' known split moves towards the truth; the ``unknown`` share stays as measured."""
+    ref, bulk, label, _ = _label_read_low(seed=7)
+    truth = bulk.obsm["fractions"]
+    missing = truth.columns[-1]
+    assert missing != label
+    ref = ref[ref.obs["cell_type"] != missing].copy()
+    known = [c for c in truth.columns if c != missing]
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, mode="absolute")
+    model.train(**FAST)
+    default = model.get_fractions()
+
+    def split(f):
+        return f[known].div(f[known].sum(axis=1), axis=0)
+
+    target = split(truth)
+    measured = target.iloc[:8].assign(unknown=truth[missing].iloc[:8])
+    model.fit_platform_gains(measured)
+    anchored = model.get_fractions()
+    np.testing.assert_allclose(anchored["unknown"], default["unknown"], atol=1e-6)
+    rest = truth.index[8:]
+    gap = {name: split(f).loc[rest, label].mean() - target.loc[rest, label].mean()
+           for name, f in (("default", default), ("anchored", anchored))}  # fmt: skip
+    assert gap["default"] < -0.03 and abs(gap["anchored"]) < abs(gap["default"]) / 2, gap  # -0.153 -> 0.000
+    ccc = {name: dco.metrics.ccc(split(f).loc[rest], target.loc[rest]) for name, f in (("d", default), ("a", anchored))}
+    assert ccc["a"] > ccc["d"], ccc  # 0.858 -> 0.993 measured
+    with pytest.raises(ValueError, match="unknown columns \\['unknown'\\]"):  # relative mode has no unknown share
+        _fit(ref, bulk, max_epochs=2).fit_platform_gains(measured)
+
+
 def test_measured_fractions_are_checked(tmp_path):
     ref, bulk = reference_and_bulk(6, n_samples=20)
     truth = bulk.obsm["fractions"]

@@ -266,16 +266,17 @@ def _gains_from(model, bulk: np.ndarray, fractions: np.ndarray) -> pd.Series:
     return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
 
 
-def check_measured_fractions(measured, labels: list, samples: pd.Index) -> pd.DataFrame:
+def check_measured_fractions(measured, labels: list, samples: pd.Index, ignored: tuple[str, ...] = ()) -> pd.DataFrame:
     """Validate cell fractions measured on some registered bulk samples (flow cytometry, counting): a DataFrame with
     every label as a column and registered samples as rows; rows of NaN (samples not measured) are dropped, and the
-    rest are renormalised over the labels. Raises a ``ValueError`` naming the problem and the fix."""
+    rest are renormalised over the labels. Columns named in ``ignored`` (an absolute-mode model's ``"unknown"``)
+    are allowed and not used. Raises a ``ValueError`` naming the problem and the fix."""
     if not isinstance(measured, pd.DataFrame):
         raise ValueError(
             f"measured_fractions must be a pandas DataFrame (samples x labels), got {type(measured).__name__}."
         )
     missing = [label for label in labels if label not in measured.columns]
-    extra = [str(c) for c in measured.columns if c not in labels]
+    extra = [str(c) for c in measured.columns if c not in labels and c not in ignored]
     if missing or extra:
         raise ValueError(
             f"measured_fractions needs one column per label of the model, {list(labels)}; "
@@ -397,7 +398,10 @@ def check_unexplained(unexplained: pd.Series, reference_fit: pd.Series, mode: st
     )
     warnings.warn(
         f"The reference leaves more than {UNEXPLAINED_WARNING:.0%} of {len(flagged)} of {len(unexplained)} samples "
-        f"unexplained ({names}): {what}. A reference with the missing cell types or states is the fix.",
+        f"unexplained ({names}): {what}. A reference with the missing cell types or states is the fix; without "
+        f"one, cell fractions of the known labels measured on at least {MIN_GAIN_SAMPLES} of the samples (flow "
+        "cytometry; tl.deconvolve(measured_key=...) or model.fit_platform_gains(measured_fractions)) keep the known "
+        "labels' split.",
         UserWarning,
         stacklevel=3,
     )

@@ -102,7 +102,9 @@ def _measured_fractions(frame: pd.DataFrame | None, model, names: pd.Index) -> p
         return None
     if model._reads_as_stored():
         raise ValueError("measured_key anchors platform gains, which values read as stored (scale='as_is') lack.")
-    return check_measured_fractions(frame.set_axis(names, axis=0), [str(v) for v in model.labels_], names)
+    ignored = ("unknown",) if model.mode_ == "absolute" else ()
+    labels = [str(v) for v in model.labels_]
+    return check_measured_fractions(frame.set_axis(names, axis=0), labels, names, ignored)
 
 
 def _diagnostics(model, fractions: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +187,9 @@ def deconvolve(
         column per label and a row of NaN for every sample not measured (at least 5 measured). The platform gains
         are then anchored on them (:meth:`~decode_omics.model.DECODE.fit_platform_gains`), which corrects labels the
         bulk's platform measures differently from the reference (B cells on real PBMC bulk; measured on the method
-        page). The measured samples' fractions are then no independent check of the result: score the others.
+        page), and keeps the known labels' split where the reference lacks cell types the bulk holds (absolute
+        mode: give the known labels; an ``unknown`` column is not used). The measured samples' fractions are then
+        no independent check of the result: score the others.
     copy
         Return a copy instead of writing to ``data``.
     return_model
