@@ -53,7 +53,10 @@ COHORTS = ("GSE107011", "GSE107572", *LEAVE_OUT)
 PEER_RESULTS = Path(__file__).parent / "results" / "anchored_gains_peers.csv"
 PEER_METHODS = ("NNLS", "dtangle")
 #: The sources of the estimates the summary shows, in its order (the peers' when their CSV holds them).
-SOURCES = ("default", "anchored", "every sample's flow")
+SOURCES = ("default", "anchored", "every sample's flow", "cohort's mean", "other cohort's mean")
+#: Each real PBMC cohort's counterpart: its flow mean is the prior of ``"other cohort's mean"`` (a published
+#: composition of the tissue, as a user without any measurement of their own cohort might take).
+OTHER_COHORT = {"GSE107011": "GSE107572", "GSE107572": "GSE107011"}
 
 
 def _task(cohort: str):
@@ -95,6 +98,16 @@ def _trained(cohort: str, seed: int, n_members: int = 1):
     return model, known(task.truth.loc[bulk.obs_names], list(model.labels_))
 
 
+def other_cohort_mean(cohort: str, labels: list[str]) -> pd.Series:
+    """The flow mean composition of the other real PBMC cohort (:data:`OTHER_COHORT`), over ``labels``."""
+    from .scenarios import pbmc_real
+
+    base = LEAVE_OUT[cohort][0] if cohort in LEAVE_OUT else cohort
+    other = next(t for t in pbmc_real() if t.name == OTHER_COHORT[base])
+    mean = other.truth[labels].mean()
+    return mean / mean.sum()
+
+
 def draws(n_samples: int, seed: int, n_measured: int, n_subsets: int) -> list[np.ndarray]:
     """The measured samples (positions, sorted) of each draw: the same for every method scored on them."""
     rng = np.random.default_rng([seed, n_measured])
@@ -133,13 +146,18 @@ def run(cohort: str, seed: int, n_measured: int, n_subsets: int) -> pd.DataFrame
     model.interval_calibration_ = None  # intervals are not scored here: skip calibrating them again at every draw
     model.fit_platform_gains(truth)  # the diagnosis: gains fitted from every sample's flow fractions
     oracle = known(model.get_fractions(), labels)
+    model.fit_platform_gains(mean_fractions=truth.mean())  # the cohort's mean composition (flow, every sample)
+    cohort_mean = known(model.get_fractions(), labels)
+    model.fit_platform_gains(mean_fractions=other_cohort_mean(cohort, labels))  # a published composition's stand-in
+    other_mean = known(model.get_fractions(), labels)
     rows = []
     for draw, measured in enumerate(draws(len(truth), seed, n_measured, n_subsets)):
         model.fit_platform_gains(truth.iloc[measured])
         anchored = known(model.get_fractions(), labels)
         rest = truth.index[np.setdiff1d(np.arange(len(truth)), measured)]
         row = {"cohort": cohort, "seed": seed, "draw": draw, "n_measured": n_measured, "n_scored": len(rest)}
-        for name, est in (("default", default), ("anchored", anchored), ("every sample's flow", oracle)):
+        sources = (default, anchored, oracle, cohort_mean, other_mean)
+        for name, est in zip(SOURCES, sources, strict=True):
             row[f"ccc_{name}"] = ccc(est.loc[rest], truth.loc[rest])
             for label in labels:
                 row[f"gap_{name}_{label}"] = est.loc[rest, label].mean() - truth.loc[rest, label].mean()
@@ -221,15 +239,15 @@ def with_peers(results: pd.DataFrame, peers: pd.DataFrame | None) -> pd.DataFram
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Per cohort: pooled CCC and every label's mean gap on the unmeasured samples, default and anchored (and the
-    peers, where :func:`with_peers` added them); mean over seeds and draws, and the worst seed's mean (lowest CCC,
-    largest absolute gap)."""
+    """Per cohort: pooled CCC and every label's mean gap on the unmeasured samples, per source of the gains
+    (:data:`SOURCES`, those that ran on every row of the cohort) and the peers, where :func:`with_peers` added them;
+    mean over seeds and draws, and the worst seed's mean (lowest CCC, largest absolute gap)."""
     out = []
     for cohort, g in results.groupby("cohort", sort=False):
         per_seed = g.groupby("seed").mean(numeric_only=True)
         labels = _labels(g, "gap_default_")
-        peers = [m for m in PEER_METHODS if f"ccc_{m}" in g and g[f"ccc_{m}"].notna().all()]
-        for name in (*SOURCES, *peers):
+        ran = [m for m in (*SOURCES, *PEER_METHODS) if f"ccc_{m}" in g and g[f"ccc_{m}"].notna().all()]
+        for name in ran:
             label = name if name in SOURCES else f"{name} (same samples)"
             row = {"cohort": cohort, "gains from": label, "seeds": len(per_seed), "draws": len(g)}
             row["CCC (unmeasured samples)"] = per_seed[f"ccc_{name}"].mean()

@@ -80,3 +80,27 @@ def test_summary_shows_the_peers_scored_on_the_same_draws():
     assert np.isclose(table.loc["dtangle (same samples)", "CCC (unmeasured samples)"], 0.65)
     assert np.isclose(table.loc["dtangle (same samples)", "worst seed"], 0.55)
     assert ag.with_peers(rows, None) is rows
+
+
+def test_sources_that_ran_are_shown_and_the_others_left_out():
+    """A source of the gains that ran on every row (the cohort's mean) gets a row; one that did not is left out."""
+    rows = _rows()
+    rows["ccc_cohort's mean"], rows["gap_cohort's mean_A"], rows["gap_cohort's mean_B"] = 0.9, 0.0, 0.0
+    table = ag.summary(rows).set_index("gains from")
+    assert list(table.index) == ["default", "anchored", "every sample's flow", "cohort's mean"]
+    assert np.isclose(table.loc["cohort's mean", "CCC (unmeasured samples)"], 0.9)
+
+
+def test_the_other_cohorts_mean_is_its_flow_mean_over_the_known_labels(monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import scenarios
+
+    truth = pd.DataFrame({"B": [0.1, 0.3], "CD4T": [0.5, 0.3], "Mono": [0.4, 0.4]})
+    tasks = [SimpleNamespace(name="GSE107011", truth=truth * 0), SimpleNamespace(name="GSE107572", truth=truth)]
+    monkeypatch.setattr(scenarios, "pbmc_real", lambda: tasks)
+    mean = ag.other_cohort_mean("GSE107011", ["B", "CD4T", "Mono"])
+    assert np.allclose(mean.to_numpy(), [0.2, 0.4, 0.4])
+    # a leave-out cohort of GSE107011 takes GSE107572's mean over its known labels, renormalised over them
+    mean = ag.other_cohort_mean("GSE107011 without CD4T, Mono", ["B"])
+    assert mean.index.tolist() == ["B"] and np.isclose(mean["B"], 1.0)

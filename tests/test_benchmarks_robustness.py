@@ -248,7 +248,9 @@ def test_the_anchored_leave_out_table_sits_beside_the_peers(tmp_path, monkeypatc
     keys = pd.DataFrame(rows)[["cohort", "seed", "draw", "n_measured"]]
     keys.assign(ccc_NNLS=0.1, ccc_dtangle=0.6, gap_NNLS_A=0.0, gap_dtangle_A=0.0).to_csv(peers, index=False)
     lines = rb._anchored_lines()
-    heads = ["DECODE, defaults", "DECODE, anchored on 5", "DECODE, gains from every sample's flow", "NNLS", "dtangle"]
+    heads = ["DECODE, defaults", "DECODE, anchored on 5", "DECODE, gains from every sample's flow"]
+    heads += ["DECODE, anchored on the cohort's mean", "DECODE, anchored on the other cohort's mean", "NNLS", "dtangle"]
     assert "| cohort | " + " | ".join(heads) + " |" in lines
-    assert f"| {cohort} | 0.305 (0.300) | 0.405 (0.400) | 0.505 (0.500) | 0.100 (0.100) | 0.600 (0.600) |" in lines
+    decode = "0.305 (0.300) | 0.405 (0.400) | 0.505 (0.500) | 0.605 (0.600) | 0.705 (0.700)"
+    assert f"| {cohort} | {decode} | 0.100 (0.100) | 0.600 (0.600) |" in lines
     assert not any(line.startswith("| GSE107011 |") for line in lines)

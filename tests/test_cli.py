@@ -381,3 +381,20 @@ def test_deconvolve_measured_key_not_in_obsm_is_an_input_error(files, tmp_path, 
     rc = main(_deconvolve_args(files["ref"], files["bulk"], tmp_path / "out.h5ad", "--measured-key", "flow"))
     err = capsys.readouterr().err
     assert rc != 0 and "measured_key 'flow' is not in the bulk's .obsm" in err and "Traceback" not in err
+
+
+def test_deconvolve_mean_fractions_anchor_the_gains(files, tmp_path, capsys, fast_training):
+    """--mean-fractions LABEL=VALUE,...: the cohort's average composition anchors the platform gains (recorded in
+    the parameters); a malformed pair is a usage error, a missing label an input error naming it."""
+    labels = sorted(ad.read_h5ad(files["ref"]).obs["cell_type"].astype(str).unique())
+    mean = ",".join(f"{label}={1 / len(labels):.4f}" for label in labels)
+    out = tmp_path / "out.h5ad"
+    assert main(_deconvolve_args(files["ref"], files["bulk"], out, "--mean-fractions", mean)) == 0
+    params = ad.read_h5ad(out).uns["decode"]["params"]
+    assert params["platform_gains_from"] == "the cohort's mean fractions"
+    assert sorted(params["mean_fractions"]) == labels
+    with pytest.raises(SystemExit) as exc:
+        main(_deconvolve_args(files["ref"], files["bulk"], out, "--mean-fractions", "B:0.2", "--overwrite"))
+    assert exc.value.code == 2 and "LABEL=VALUE pairs" in capsys.readouterr().err
+    rc = main(_deconvolve_args(files["ref"], files["bulk"], out, "--mean-fractions", f"{labels[0]}=1", "--overwrite"))
+    assert rc == 3 and "mean_fractions needs one value per label" in capsys.readouterr().err

@@ -210,6 +210,54 @@ def test_gains_anchored_in_absolute_mode_keep_the_known_split_where_the_referenc
         _fit(ref, bulk, max_epochs=2).fit_platform_gains(measured)
 
 
+def test_gains_anchored_on_the_cohort_mean_bring_a_label_read_low_back():
+    """Gains fitted from the estimates keep a label the platform under-measures low; anchored on the cohort's mean
+    composition alone (one number per label), that label's mean comes within half the gap, every sample keeps its
+    deviation as read, and the CCC rises; a mean that is not the cohort's moves the estimates towards it."""
+    ref, bulk, label, _ = _label_read_low()
+    truth = bulk.obsm["fractions"]
+    model = _fit(ref, bulk)
+    default = model.get_fractions()
+    mean = truth.mean()
+    untouched = mean.copy()
+    gains = model.fit_platform_gains(mean_fractions=mean)
+    pd.testing.assert_series_equal(mean, untouched)  # inputs are not modified
+    assert model.platform_gains_ is gains
+    assert model.train_settings_["platform_gains_from"] == "the cohort's mean fractions"
+    assert model.interval_calibration_["content_shift"] == CONTENT_SHIFT  # the intervals keep their content shift
+    anchored = model.get_fractions()
+    gap_default = default[label].mean() - mean[label]
+    gap_anchored = anchored[label].mean() - mean[label]
+    assert gap_default < -0.03  # read low with the estimates' gains
+    assert abs(gap_anchored) < abs(gap_default) / 2, (gap_default, gap_anchored)  # -0.128 -> -0.015 measured
+    assert dco.metrics.ccc(anchored, truth) > dco.metrics.ccc(default, truth)  # 0.871 -> 0.995 measured
+    # a mapping works as well, and a label set high pulls that label's estimates up
+    high = mean.to_dict() | {label: mean[label] + 0.2}
+    model.fit_platform_gains(mean_fractions=high)
+    assert model.get_fractions()[label].mean() > anchored[label].mean() + 0.05
+
+
+def test_mean_fractions_are_checked():
+    ref, bulk = reference_and_bulk(6, n_samples=20)
+    truth = bulk.obsm["fractions"]
+    model = _fit(ref, bulk, max_epochs=2)
+    mean = truth.mean()
+    with pytest.raises(ValueError, match="one value per label.*missing"):
+        model.fit_platform_gains(mean_fractions=mean.iloc[1:])
+    with pytest.raises(ValueError, match="unknown names \\['extra'\\]"):
+        model.fit_platform_gains(mean_fractions=mean.to_dict() | {"extra": 0.1})
+    with pytest.raises(ValueError, match="NaN, infinite or negative"):
+        model.fit_platform_gains(mean_fractions=mean.to_dict() | {truth.columns[0]: -0.1})
+    with pytest.raises(ValueError, match="sums to 0"):
+        model.fit_platform_gains(mean_fractions=mean * 0)
+    with pytest.raises(ValueError, match="must hold numbers"):
+        model.fit_platform_gains(mean_fractions=mean.to_dict() | {truth.columns[0]: "high"})
+    with pytest.raises(ValueError, match="use measured_fractions"):
+        model.fit_platform_gains(mean_fractions=truth)
+    with pytest.raises(ValueError, match="not both"):
+        model.fit_platform_gains(truth.iloc[:6], mean_fractions=mean)
+
+
 def test_measured_fractions_are_checked(tmp_path):
     ref, bulk = reference_and_bulk(6, n_samples=20)
     truth = bulk.obsm["fractions"]
@@ -256,3 +304,22 @@ def test_deconvolve_anchors_the_gains_on_measured_fractions_in_obsm():
     rest = truth.index[8:]
     # the same bulk read with the estimates' gains is 0.128 low on this label (the test above)
     assert abs(out.obsm["decode"].loc[rest, label].mean() - truth.loc[rest, label].mean()) < 0.064
+
+
+def test_deconvolve_anchors_the_gains_on_the_cohort_mean():
+    """tl.deconvolve(mean_fractions=...): the cohort's average composition anchors the gains; it is checked before
+    training, recorded in the parameters, and not given together with measured_key."""
+    ref, bulk, label, _ = _label_read_low()
+    truth = bulk.obsm["fractions"]
+    mean = truth.mean().to_dict()
+    fast = {k: v for k, v in FAST.items() if k != "enable_progress_bar"}
+    with pytest.raises(ValueError, match="not both"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", measured_key="flow", mean_fractions=mean, copy=True)
+    with pytest.raises(ValueError, match="missing"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", mean_fractions={label: 1.0}, copy=True, train_kwargs=fast)
+    out = dco.tl.deconvolve(bulk, ref, "cell_type", mean_fractions=mean, copy=True, train_kwargs=fast)
+    params = out.uns["decode"]["params"]
+    assert params["platform_gains_from"] == "the cohort's mean fractions"
+    assert params["mean_fractions"] == pytest.approx(mean)
+    # the same bulk read with the estimates' gains is 0.128 low on this label (the tests above)
+    assert abs(out.obsm["decode"][label].mean() - mean[label]) < 0.064

@@ -116,7 +116,7 @@ def test_the_check_is_not_made_across_platforms():
         same = check_unexplained(unexplained, pd.Series(0.2, index=names), "relative")
     assert same["checked"] and same["flagged"] == ["s1", "s2", "s4"]
     # it says what to do: a fuller reference, absolute mode, or fractions measured on a few samples
-    what_to_do = r"mode='absolute' reports.*missing cell types.*measured on at least 5 of the samples"
+    what_to_do = r"mode='absolute' reports.*missing cell types.*measured on at least 5 of the samples.*mean_fractions"
     with pytest.warns(UserWarning, match=what_to_do):
         check_unexplained(unexplained, pd.Series(0.2, index=names), "relative")
 

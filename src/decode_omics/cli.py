@@ -35,6 +35,21 @@ def _measurement_noise(value: str) -> float | str:
     return sd
 
 
+def _label_values(value: str) -> dict[str, float]:
+    """``--mean-fractions``: ``LABEL=VALUE`` pairs separated by commas (the values are checked against the model's
+    labels before training)."""
+    out = {}
+    for pair in value.split(","):
+        label, sep, number = pair.partition("=")
+        try:
+            out[label.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not label.strip():
+            raise argparse.ArgumentTypeError(f"must be LABEL=VALUE pairs separated by commas, got {pair!r}")
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="decode-omics",
@@ -115,6 +130,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="obsm key of the bulk with cell fractions measured on some samples (flow cytometry; a DataFrame, NaN "
         "rows for the rest, at least 5 measured): the platform gains are anchored on them",
+    )
+    dec.add_argument(
+        "--mean-fractions",
+        default=None,
+        metavar="LABEL=VALUE,...",
+        type=_label_values,
+        help="the cohort's average composition, e.g. 'B=0.1,T=0.6,Mono=0.3' (a blood count, a published composition): "
+        "the platform gains are anchored on it",
     )
     dec.add_argument(
         "--save-model",
@@ -252,6 +275,7 @@ def _deconvolve(args) -> int:
             uncertainty=args.uncertainty,
             level=args.level,
             measured_key=args.measured_key,
+            mean_fractions=args.mean_fractions,
             return_model=True,
         )
     except (KeyError, ValueError, TypeError) as err:

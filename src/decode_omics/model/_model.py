@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -19,9 +20,11 @@ from .._engine.features import shared_features
 from ._calibration import (
     MIN_GAIN_SAMPLES,
     anchored_platform_gains,
+    check_mean_fractions,
     check_measured_fractions,
     fit_platform_gains,
     fit_transferable_features,
+    mean_anchored_platform_gains,
 )
 from ._ensemble import build_network, ensemble_file_layout, members
 from ._fit import fit_network
@@ -429,7 +432,9 @@ class DECODE(InferenceMixin, BaseModelClass):
             raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
         self.interval_calibration_ = fit_interval_calibration(self, content_shift=content_shift)
 
-    def fit_platform_gains(self, measured_fractions: pd.DataFrame | None = None) -> pd.Series:
+    def fit_platform_gains(
+        self, measured_fractions: pd.DataFrame | None = None, *, mean_fractions: Mapping | pd.Series | None = None
+    ) -> pd.Series:
         """Fit the registered bulk's platform gains again, without training; anchored on measured cell fractions.
 
         :meth:`train` fits the gains from the network's own estimates, and those cannot tell a feature the bulk's
@@ -457,6 +462,16 @@ class DECODE(InferenceMixin, BaseModelClass):
             whose reference lacks a cell type the bulk holds keeps the known labels' split: on real PBMC bulk
             (GSE107572) without monocytes in the reference, five measured samples take the other samples' pooled
             CCC from 0.305 to 0.808 (3 seeds; method page, *Gains anchored where the reference lacks material*).
+        mean_fractions
+            Instead of per-sample measurements: the cohort's average composition, one fraction per label (a mapping
+            or Series; renormalised over the labels; in absolute mode the known labels, ``unknown`` allowed and not
+            used), from a blood count, flow cytometry of pooled material or a published composition of the tissue.
+            Each label's estimates are rescaled to that mean, every sample keeping its deviation from it as the
+            network read it, and the gains are fitted from them
+            (:func:`~decode_omics.model._calibration.mean_anchored_platform_gains`). What the gains lack is each
+            label's level, so a mean close to the cohort's anchors them about as well as every sample's flow
+            fractions; a mean further from it than the network's own reading costs accuracy (method page, *Gains
+            anchored on the cohort's mean composition*). The intervals keep the content shift they had.
 
         Returns
         -------
@@ -475,13 +490,21 @@ class DECODE(InferenceMixin, BaseModelClass):
         # the content shift chosen before any anchoring (train's default, or calibrate_intervals')
         prior = calibration.get("content_shift_before_anchoring", calibration.get("content_shift", CONTENT_SHIFT))
         content = prior
-        if measured_fractions is None:
+        ignored = ("unknown",) if self.mode_ == "absolute" else ()
+        if measured_fractions is not None and mean_fractions is not None:
+            raise ValueError(
+                "Give measured_fractions (per sample) or mean_fractions (the cohort's average), not both: samples "
+                "measured one by one already give the mean."
+            )
+        if mean_fractions is not None:
+            mean = check_mean_fractions(mean_fractions, list(self.labels_), ignored)
+            gains, source = mean_anchored_platform_gains(self, mean), "the cohort's mean fractions"
+        elif measured_fractions is None:
             gains, source = fit_platform_gains(self), "estimates"
             if gains is None:
                 raise ValueError(f"Platform gains need a registered bulk of at least {MIN_GAIN_SAMPLES} samples.")
         else:
             names = self._bulk_source(None, platform_correction=False).obs_names
-            ignored = ("unknown",) if self.mode_ == "absolute" else ()
             measured = check_measured_fractions(measured_fractions, list(self.labels_), names, ignored)
             gains, left = anchored_platform_gains(self, measured)
             source, content = f"measured fractions of {len(measured)} samples", min(content, left)
