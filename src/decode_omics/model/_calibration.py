@@ -266,6 +266,21 @@ def _gains_from(model, bulk: np.ndarray, fractions: np.ndarray) -> pd.Series:
     return pd.Series(np.exp(gains), index=pd.Index(model.features_), name="platform_gain")
 
 
+def _check_label_names(names, labels: list, ignored: tuple[str, ...], needs: str, what: str) -> None:
+    """Raise a ``ValueError`` (``"<needs> per label of the model, [...]; missing ...; unknown <what> ..."``) unless
+    ``names`` holds every label and nothing else but ``ignored``."""
+    missing = [label for label in labels if label not in names]
+    extra = [str(n) for n in names if n not in labels and n not in ignored]
+    if missing or extra:
+        raise ValueError(
+            f"{needs} per label of the model, {list(labels)}; "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"unknown {what} {extra} (drop them, or map them onto the model's labels)" if extra else "")
+            + "."
+        )
+
+
 def check_measured_fractions(measured, labels: list, samples: pd.Index, ignored: tuple[str, ...] = ()) -> pd.DataFrame:
     """Validate cell fractions measured on some registered bulk samples (flow cytometry, counting): a DataFrame with
     every label as a column and registered samples as rows; rows of NaN (samples not measured) are dropped, and the
@@ -275,16 +290,7 @@ def check_measured_fractions(measured, labels: list, samples: pd.Index, ignored:
         raise ValueError(
             f"measured_fractions must be a pandas DataFrame (samples x labels), got {type(measured).__name__}."
         )
-    missing = [label for label in labels if label not in measured.columns]
-    extra = [str(c) for c in measured.columns if c not in labels and c not in ignored]
-    if missing or extra:
-        raise ValueError(
-            f"measured_fractions needs one column per label of the model, {list(labels)}; "
-            + (f"missing {missing}" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"unknown columns {extra} (drop them, or map them onto the model's labels)" if extra else "")
-            + "."
-        )
+    _check_label_names(measured.columns, labels, ignored, "measured_fractions needs one column", "columns")
     try:
         values = measured[list(labels)].astype(np.float64)
     except (TypeError, ValueError) as err:
@@ -371,16 +377,7 @@ def check_mean_fractions(mean, labels: list, ignored: tuple[str, ...] = ()) -> p
             )
         )
     mean = pd.Series(mean, dtype=object)
-    missing = [label for label in labels if label not in mean.index]
-    extra = [str(k) for k in mean.index if k not in labels and k not in ignored]
-    if missing or extra:
-        raise ValueError(
-            f"mean_fractions needs one value per label of the model, {list(labels)}; "
-            + (f"missing {missing}" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"unknown names {extra} (drop them, or map them onto the model's labels)" if extra else "")
-            + "."
-        )
+    _check_label_names(mean.index, labels, ignored, "mean_fractions needs one value", "names")
     try:
         values = mean[list(labels)].astype(np.float64)
     except (TypeError, ValueError) as err:
