@@ -214,9 +214,9 @@ def deconvolve(
         material or a published composition of the tissue. Each label's estimates are rescaled to that mean, every
         sample keeping its deviation from it as the network read it, and the platform gains are fitted from them
         (:meth:`~decode_omics.model.DECODE.fit_platform_gains`). On real PBMC bulk, the cohort's own mean anchors
-        the gains as well as every sample's flow fractions; a published mean that misses the cohort's by 0.05-0.08
-        per label helps where the reference lacks cell types the bulk holds and costs 0.05-0.09 of pooled CCC where
-        it does not (method page, *Gains anchored on the cohort's mean composition*).
+        the gains as well as every sample's flow fractions; another cohort's mean, which misses this cohort's by up
+        to 0.08 per label, helps where the reference lacks cell types the bulk holds (+0.11 to +0.34) and costs 0.08
+        of pooled CCC where it does not (method page, *Gains anchored on the cohort's mean composition*).
     copy
         Return a copy instead of writing to ``data``.
     return_model
