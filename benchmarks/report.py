@@ -678,7 +678,9 @@ def _provenance_lines(scores: pd.DataFrame) -> list[str]:
             "|---|---|---|---|---|---|---|",
         ]
         for _, r in rec.iterrows():
-            changed = str(r.get("uncommitted") or "").replace(";", ", ") or "none"
+            uncommitted = r.get("uncommitted")
+            changed = "" if pd.isna(uncommitted) else str(uncommitted).replace(";", ", ")
+            changed = changed or "none"
             lines.append(
                 f"| {r['scenario']} | {_name(r['method'])} | {r['seed']} | {str(r['commit'])[:10]} | "
                 f"{r['recorded_utc']} | {changed} | {r.get('package_source', '')} |"

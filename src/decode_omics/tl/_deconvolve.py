@@ -245,12 +245,20 @@ def deconvolve(
       (``decode_omics.model._calibration.UNEXPLAINED_WARNING``) and says what to do, unless the bulk's median
       reference fit exceeds 2.0 (``UNEXPLAINED_MAX_FIT``): that far from the reference the share is an upper bound
       and no sample is named;
+    - ``adata.obs[f"{key_added}_stored_fit"]`` (values read as stored): how far each sample points outside every
+      non-negative mix of the reference's labels (see :meth:`~decode_omics.model.DECODE.get_stored_fit`). A warning
+      names the samples beyond 99 % of pseudo-tissues when they are at least a quarter of the bulk
+      (``decode_omics.model._stored_fit.OUTSIDE_WARNING_SHARE``): material the reference lacks reads as less of
+      what it has in centred values. Not checked where the labels' profiles cancel, as those of a reference
+      centred over its own cells do;
     - ``adata.uns[key_added]``: ``params`` (the settings, among them the detected ``reference_scale`` and
       ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features``
       (how many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's
       accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
       and ``domain_distance``), ``unexplained`` (linear scales: ``threshold``, ``median_reference_fit``,
-      ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), and with ``uncertainty=True``
+      ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), ``outside_mixtures`` (values read as
+      stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``, ``checked``, ``share_outside``
+      and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
       was measured, the ``content_shift`` they allow between a label's share of the material and of the cells).
 
@@ -321,6 +329,7 @@ def _returned(result, models, return_model: bool):
 
 def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> None:
     from ..model._calibration import check_unexplained
+    from ..model._stored_fit import check_outside_mixtures, mix_cancellation
 
     fractions = frames[0]
     adata.obsm[key_added] = fractions
@@ -335,6 +344,11 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
             unexplained = model.get_unexplained(adata, layer=fit["layer"], scale=fit["scale"])
             adata.obs[f"{key_added}_unexplained"] = unexplained.to_numpy()
             checked = check_unexplained(unexplained, reference_fit, fit["mode"])
+    else:
+        stored_fit = model.get_stored_fit(adata, layer=fit["layer"])
+        adata.obs[f"{key_added}_stored_fit"] = stored_fit.to_numpy()
+        cancellation = mix_cancellation(model.module.label_profiles.cpu().numpy())
+        outside = check_outside_mixtures(stored_fit, model.stored_fit_threshold(), cancellation)
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
@@ -360,6 +374,8 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
     }
     if not model._reads_as_stored() and model.module.head.unknown is not None:
         adata.uns[key_added]["unexplained"] = checked
+    if model._reads_as_stored():
+        adata.uns[key_added]["outside_mixtures"] = outside
     if len(frames) == 3:
         calibration = model.interval_calibration_
         adata.uns[key_added]["uncertainty"] = {

@@ -1,0 +1,99 @@
+"""Values read as stored (scale='as_is'): samples that point outside every non-negative mix of the reference's labels
+are measured (``get_stored_fit``) and, when many, named in a warning by ``tl.deconvolve``."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import reference_and_bulk, synthetic_reference
+
+import decode_omics as dco
+from decode_omics.model import DECODE
+from decode_omics.model._stored_fit import CANCELLING_MIX, OUTSIDE_WARNING_SHARE, cone_excess, mix_cancellation
+
+QUICK = {"max_epochs": 2, "n_pseudotissues": 256, "enable_progress_bar": False}
+WARNING = "point outside every non-negative mix"
+
+
+def _centred_cells(seed: int = 3):
+    """Three cell types, log values centred per feature over all cells (as z-scores and log-ratios are), split into
+    reference and query halves; 60 mixtures of 15 query cells summed as stored (uniform fractions)."""
+    cells = synthetic_reference(n_labels=3, cells_per_label=120, n_features=120, seed=seed)
+    logged = np.log1p(np.asarray(cells.X))
+    cells.X = (logged - logged.mean(axis=0)).astype(np.float32)
+    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
+    ref, query = cells[half].copy(), cells[~half].copy()
+    bulk = dco.pp.simulate_pseudobulk(
+        query, "cell_type", n_samples=60, cells_per_sample=15, fractions="uniform", scale="as_is", random_state=seed
+    )
+    return ref, bulk
+
+
+def _without(ref, label):
+    out = ref[ref.obs["cell_type"] != label].copy()
+    out.obs["cell_type"] = out.obs["cell_type"].cat.remove_unused_categories()
+    return out
+
+
+def _deconvolve(bulk, ref):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dco.tl.deconvolve(
+            bulk, ref, "cell_type", scale="as_is", reference_scale="as_is", train_kwargs=QUICK, random_state=0
+        )
+    return [str(w.message) for w in caught if WARNING in str(w.message)]
+
+
+def test_cone_excess_is_zero_inside_the_mixes_and_grows_outside():
+    rng = np.random.default_rng(0)
+    profiles = rng.normal(size=(2, 40))
+    inside = np.array([0.3, 0.7]) @ profiles
+    off_span = inside + 0.5 * rng.normal(size=40)  # noise off the labels' span: still no sign constraint hit
+    outside = -(profiles[0] + profiles[1])  # "less of both", as missing material reads in centred values
+    excess = cone_excess(np.stack([inside, 3.0 * inside, off_span, outside, np.zeros(40)]), profiles)
+    assert excess[0] == pytest.approx(0.0, abs=1e-10) and excess[1] == pytest.approx(0.0, abs=1e-10)
+    assert excess[2] < 0.05
+    assert excess[3] > 0.9  # no non-negative mix points that way: almost all of it is missed
+    assert np.isnan(excess[4])
+
+
+def test_deconvolve_names_samples_when_the_reference_lacks_a_type():
+    ref, bulk = _centred_cells()
+    truth = bulk.obsm["fractions"]
+    messages = _deconvolve(bulk, _without(ref, "type2"))
+    assert len(messages) == 1 and "A reference with the missing cell types is the fix" in messages[0]
+    checked = bulk.uns["decode"]["outside_mixtures"]
+    assert checked["checked"] and checked["share_outside"] >= OUTSIDE_WARNING_SHARE
+    fit = bulk.obs["decode_stored_fit"]
+    flagged = fit.index.isin(checked["flagged"])
+    assert (fit[flagged] > checked["threshold"]).all()
+    # the named samples hold more of the missing type than the others
+    assert truth.loc[flagged, "type2"].mean() > truth.loc[~flagged, "type2"].mean() + 0.1
+
+
+def test_reference_centred_over_its_own_cells_is_not_checked():
+    ref, bulk = _centred_cells()
+    assert _deconvolve(bulk, ref) == []
+    checked = bulk.uns["decode"]["outside_mixtures"]
+    assert not checked["checked"] and checked["flagged"] == []
+    assert checked["mix_cancellation"] < CANCELLING_MIX and "cancel" in checked["why_not"]
+    assert "decode_stored_fit" in bulk.obs
+
+
+def test_mix_cancellation():
+    rng = np.random.default_rng(1)
+    profiles = rng.normal(size=(3, 50))
+    centred = profiles - profiles.mean(axis=0)  # every feature sums to 0 over the labels
+    assert mix_cancellation(centred) < 1e-6
+    assert mix_cancellation(centred[:2]) > 0.4  # one of them left out: the other two do not cancel
+    assert mix_cancellation(np.abs(profiles)) > 0.4  # non-negative profiles never cancel
+
+
+def test_stored_fit_is_for_values_read_as_stored(no_training):
+    ref, bulk = reference_and_bulk(7, n_samples=10)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk)
+    model.is_trained_ = True
+    with pytest.raises(ValueError, match="use get_reference_fit"):
+        model.get_stored_fit()
