@@ -306,9 +306,7 @@ class InferenceMixin:
         if self._reads_as_stored():
             raise ValueError("The reference fit needs a linear scale; this model reads values as stored (as_is).")
         source = self._bulk_source(adata, layer, modality, scale, platform_correction=False)
-        profiles = self.module.label_profiles.cpu().numpy()
-        parts = [log_residual_spread(block, profiles) for _, block in source.blocks(10_000)]
-        return pd.Series(np.concatenate(parts), index=source.obs_names, name="reference_fit")
+        return self._against_profiles(source, log_residual_spread, "reference_fit")
 
     @shared_docs
     def get_stored_fit(
@@ -334,9 +332,13 @@ class InferenceMixin:
         if not self._reads_as_stored():
             raise ValueError("The stored fit is for values read as stored (as_is); use get_reference_fit().")
         source = self._bulk_source(adata, layer, modality, "as_is", platform_correction=False)
+        return self._against_profiles(source, cone_excess, "stored_fit")
+
+    def _against_profiles(self, source: BulkSource, fn, name: str) -> pd.Series:
+        """``fn(block, label profiles)`` over the samples of ``source`` in blocks, one value per sample."""
         profiles = self.module.label_profiles.cpu().numpy()
-        parts = [cone_excess(block, profiles) for _, block in source.blocks(10_000)]
-        return pd.Series(np.concatenate(parts), index=source.obs_names, name="stored_fit")
+        parts = [fn(block, profiles) for _, block in source.blocks(10_000)]
+        return pd.Series(np.concatenate(parts), index=source.obs_names, name=name)
 
     def stored_fit_threshold(self) -> float:
         """The :data:`~decode_omics.model._stored_fit.OUTSIDE_QUANTILE` quantile of :meth:`get_stored_fit` over
