@@ -318,8 +318,11 @@ class InferenceMixin:
         misses beyond the best unconstrained mix (:func:`~decode_omics.model._stored_fit.cone_excess`): 0 inside
         the cone of mixes, whatever the platform's scale. In values centred per feature (z-scores, log-ratios),
         material the reference lacks reads as less of the labels it has and turns samples outside it;
-        :meth:`stored_fit_threshold` gives the pseudo-tissues' bound. Values measured on the benchmark tasks are on
-        the method page. Linear scales have :meth:`get_reference_fit` instead.
+        :meth:`stored_fit_threshold` gives the pseudo-tissues' bound. Where the labels' profiles cancel (a reference
+        centred over its own cells; :func:`~decode_omics.model._stored_fit.mix_cancellation` below 0.2) every
+        sample lies inside their mixes and the excess is noise: :func:`~decode_omics.tl.deconvolve` then does not
+        check it. Values measured on the benchmark tasks are on the method page. Linear scales have
+        :meth:`get_reference_fit` instead.
 
         Parameters
         ----------
