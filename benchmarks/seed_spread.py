@@ -1,0 +1,250 @@
+"""How much the fractions move with the seed: one network against the ensemble, per value and in the pooled CCC.
+
+Issue 21 asks that the ensemble's spread over seeds be at least half of one network's. The uncertainty benchmark
+judges it on the pooled CCC over 3 seeds, a single nonlinear summary whose sd over 3 seeds is itself uncertain by
+about half. This benchmark measures the spread a user reads, each sample's fraction of each label, over more seeds,
+and says where it comes from. Per task and seed it trains, with the package's defaults:
+
+- one network (``n_members=1``), read as :meth:`DECODE.get_fractions` reads it;
+- an ensemble of ``n_members`` (default 4), read the same way (the members' average through the platform gains
+  fitted from that average's first reading);
+- from the same ensemble, each member read alone: through its *own* platform gains, fitted from its own first
+  reading (a stand-in for one network, with ``n_members`` draws per seed), through the ensemble's shared gains,
+  and with no gains.
+
+Scores (``report``): the pooled CCC of one network and of the ensemble (mean ± sd, worst seed) and the ratio of
+their sds; the *fraction sd*: per sample and label the sd over seeds of the fraction, root mean square over samples
+and labels, for one network and the ensemble, and their ratio; and the *shared part*: the share of a member's
+seed-to-seed variance that the members of one ensemble have in common (0: they err independently, so averaging
+``n`` of them divides the variance by ``n``; 1: they err alike). Transductive, like every DECODE figure: the models see
+the unlabelled bulk they score; the truth scores, it fits nothing.
+
+Run: ``python -m benchmarks.seed_spread run --tasks kidney:0 kidney:2 bone_marrow --seeds 0 1 2 3 4 5`` (several
+processes may run different seeds at once); estimates go to the git-ignored cache
+``benchmarks/results/seed_spread_jobs/``. ``python -m benchmarks.seed_spread report`` summarises the cache into
+``benchmarks/results/seed_spread.csv`` (tracked) and prints the table of the uncertainty page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from decode_omics.metrics import ccc
+
+RESULTS = Path(__file__).parent / "results" / "seed_spread.csv"
+CACHE = Path(__file__).parent / "results" / "seed_spread_jobs"
+#: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
+TASKS = ("kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "cellmix:0", "tscp_states")
+
+
+def _train(task, seed: int, n_members: int, **train_kwargs):
+    import scvi
+
+    from decode_omics.model import DECODE
+
+    from .methods import _lightweight
+
+    scvi.settings.seed = seed
+    ref = _lightweight(task.reference, None, task.labels_key)
+    bulk = _lightweight(task.bulk, None)
+    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
+    DECODE.setup_anndata(bulk, scale=task.scale)
+    model = DECODE(ref, bulk, mode=task.mode, n_members=n_members)
+    model.train(**({"enable_progress_bar": False} | train_kwargs))
+    return model
+
+
+def member_readings(model) -> dict[str, np.ndarray]:
+    """Every member's relative fractions of the registered bulk (``members x samples x labels``): through its own
+    platform gains (fitted from its own first reading), through the ensemble's gains, and with no gains."""
+    import torch
+
+    from decode_omics.model._calibration import _gains_from
+    from decode_omics.model._ensemble import members
+
+    source = model._bulk_source(None, platform_correction=False)
+    _, bulk = next(source.blocks(source.n_obs))
+    x = torch.as_tensor(bulk, dtype=torch.float32, device=model.device)
+    k = len(model.labels_)
+
+    def read(member, divisor=None):
+        out = member(x if divisor is None else x / divisor, denoise=model.denoise_)[:, :k]
+        return (out / out.sum(dim=1, keepdim=True).clamp_min(1e-12)).cpu().numpy().astype(np.float64)
+
+    def divisor(gains):
+        return None if gains is None else torch.as_tensor(gains.to_numpy(), dtype=torch.float32, device=model.device)
+
+    shared = divisor(model.platform_gains_)
+    readings = {"own_gains": [], "shared_gains": [], "no_gains": []}
+    model.module.eval()
+    with torch.inference_mode():
+        for member in members(model.module):
+            alone = read(member)
+            own = divisor(_gains_from(model, bulk, alone)) if shared is not None else None
+            readings["no_gains"].append(alone)
+            readings["own_gains"].append(read(member, own))
+            readings["shared_gains"].append(read(member, shared))
+    return {name: np.stack(v) for name, v in readings.items()}
+
+
+def run_task(task, seed: int, n_members: int = 4, **train_kwargs) -> dict[str, np.ndarray]:
+    """One network and one ensemble of ``n_members`` at ``seed`` (``train_kwargs``, e.g. fewer epochs in tests, go
+    to :meth:`DECODE.train`): their fractions of the task's labels, the members' readings (:func:`member_readings`),
+    the truth and the training seconds, as arrays."""
+    labels = list(task.truth.columns)
+    start = time.perf_counter()
+    one = _train(task, seed, 1, **train_kwargs)
+    seconds_one = time.perf_counter() - start
+    start = time.perf_counter()
+    ensemble = _train(task, seed, n_members, **train_kwargs)
+    seconds_ensemble = time.perf_counter() - start
+    estimate = ensemble.get_fractions()
+    order = [ensemble.labels_.index(label) for label in labels]
+    readings = {name: v[:, :, order] for name, v in member_readings(ensemble).items()}
+    return {
+        "one": one.get_fractions().loc[estimate.index, labels].to_numpy(),
+        "ensemble": estimate[labels].to_numpy(),
+        **readings,
+        "truth": task.truth.loc[estimate.index, labels].to_numpy(),
+        "seconds": np.array([seconds_one, seconds_ensemble]),
+    }
+
+
+def _job_path(task, seed: int) -> Path:
+    return CACHE / f"{task.scenario}__{task.name.replace(' ', '_')}__{seed}.npz"
+
+
+def run(tasks: list[str], seeds: list[int], n_members: int) -> None:
+    """Train and cache every task at every seed."""
+    from . import scenarios as catalogue
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    for spec in tasks:
+        scenario, _, index = spec.partition(":")
+        task = getattr(catalogue, scenario)()[int(index or 0)]
+        if task.mode != "relative":
+            raise ValueError(f"{spec}: only relative-mode tasks (the members' own gains are read in relative mode).")
+        for seed in seeds:
+            arrays = run_task(task, seed, n_members)
+            np.savez(_job_path(task, seed), **arrays, scenario=task.scenario, task=task.name, commit=commit)
+            print(f"{task.name} seed {seed}: one {_ccc(arrays['one'], arrays['truth']):.3f}, "
+                  f"ensemble {_ccc(arrays['ensemble'], arrays['truth']):.3f}", flush=True)  # fmt: skip
+
+
+def _ccc(estimate: np.ndarray, truth: np.ndarray) -> float:
+    return float(ccc(pd.DataFrame(estimate), pd.DataFrame(truth)))
+
+
+def fraction_sd(values: np.ndarray) -> float:
+    """Root mean square over samples and labels of the sd over seeds (axis 0) of each fraction."""
+    return float(np.sqrt(np.var(values, axis=0, ddof=1).mean()))
+
+
+def shared_part(members: np.ndarray) -> float:
+    """Share of one member's seed-to-seed variance that the members of an ensemble have in common, from readings
+    ``seeds x members x samples x labels``: the variance of the members' average over seeds, less what independent
+    members would leave of their within-seed variance, over a member's variance over seeds."""
+    n = members.shape[1]
+    average = np.var(members.mean(axis=1), axis=0, ddof=1).mean()
+    within = np.var(members, axis=1, ddof=1).mean()
+    member = np.var(members, axis=0, ddof=1).mean()
+    return float((average - within / n) / member)
+
+
+def summarise(jobs: dict[tuple[str, str], list[dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """One row per task from its jobs (one dict of arrays per seed, as :func:`run_task` returns)."""
+    rows = []
+    for (scenario, task), runs in jobs.items():
+        stack = {key: np.stack([r[key] for r in runs]) for key in ("one", "ensemble", "own_gains", "shared_gains")}
+        truth = runs[0]["truth"]
+        one = [_ccc(r["one"], truth) for r in runs]
+        ensemble = [_ccc(r["ensemble"], truth) for r in runs]
+        members_alone = [_ccc(m, truth) for r in runs for m in r["own_gains"]]
+        rows.append(
+            {
+                "scenario": scenario,
+                "task": task,
+                "seeds": len(runs),
+                "members": stack["own_gains"].shape[1],
+                "ccc_one_mean": np.mean(one),
+                "ccc_one_sd": np.std(one, ddof=1),
+                "ccc_one_worst": np.min(one),
+                "ccc_ensemble_mean": np.mean(ensemble),
+                "ccc_ensemble_sd": np.std(ensemble, ddof=1),
+                "ccc_ensemble_worst": np.min(ensemble),
+                "ccc_member_alone_sd": np.std(members_alone, ddof=1),
+                "fraction_sd_one": fraction_sd(stack["one"]),
+                "fraction_sd_ensemble": fraction_sd(stack["ensemble"]),
+                "fraction_sd_member_alone": fraction_sd(stack["own_gains"].reshape(-1, *truth.shape)),
+                "shared_part_own_gains": shared_part(stack["own_gains"]),
+                "shared_part_shared_gains": shared_part(stack["shared_gains"]),
+                "seconds_one": np.mean([r["seconds"][0] for r in runs]),
+                "seconds_ensemble": np.mean([r["seconds"][1] for r in runs]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def report() -> pd.DataFrame:
+    """Summarise the cache into :data:`RESULTS` (kept as it is without a cache) and return the page's table."""
+    if CACHE.exists() and any(CACHE.glob("*.npz")):
+        jobs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
+        for path in sorted(CACHE.glob("*.npz")):
+            with np.load(path) as job:
+                key = (str(job["scenario"]), str(job["task"]))
+                jobs.setdefault(key, []).append({name: job[name] for name in job.files})
+        summarise(jobs).to_csv(RESULTS, index=False, float_format="%.5g")
+    return table(pd.read_csv(RESULTS))
+
+
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """The uncertainty page's table of :func:`summarise`'s rows."""
+
+    def ccc_cell(row, arm):
+        return f"{row[f'ccc_{arm}_mean']:.3f} ± {row[f'ccc_{arm}_sd']:.3f} (worst {row[f'ccc_{arm}_worst']:.3f})"
+
+    rows = []
+    for _, r in results.iterrows():
+        rows.append(
+            {
+                "task": r["task"],
+                "seeds": int(r["seeds"]),
+                "CCC one network": ccc_cell(r, "one"),
+                "CCC ensemble": ccc_cell(r, "ensemble"),
+                "CCC sd ratio": f"{r['ccc_ensemble_sd'] / r['ccc_one_sd']:.2f}",
+                "fraction sd, one network": f"{r['fraction_sd_one']:.4f}",
+                "fraction sd, ensemble": f"{r['fraction_sd_ensemble']:.4f}",
+                "fraction sd ratio": f"{r['fraction_sd_ensemble'] / r['fraction_sd_one']:.2f}",
+                "fraction sd, a member alone": f"{r['fraction_sd_member_alone']:.4f}",
+                "shared part (own gains / ensemble's gains)": (
+                    f"{r['shared_part_own_gains']:.2f} / {r['shared_part_shared_gains']:.2f}"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.seed_spread", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="train one network and an ensemble per task and seed (cached)")
+    go.add_argument("--tasks", nargs="+", default=["kidney:0", "kidney:2", "bone_marrow"], choices=TASKS)
+    go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
+    go.add_argument("--members", type=int, default=4)
+    sub.add_parser("report", help="summarise the cache and print the uncertainty page's table")
+    args = parser.parse_args()
+    if args.command == "run":
+        run(args.tasks, args.seeds, args.members)
+        return
+    print(report().to_markdown(index=False, disable_numparse=True))
+
+
+if __name__ == "__main__":
+    main()

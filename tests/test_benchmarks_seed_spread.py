@@ -1,0 +1,42 @@
+"""The seed-spread benchmark: its readings are the package's, and its spread statistics mean what they say."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import reference_and_bulk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
+from benchmarks.scenarios import Task
+from benchmarks.seed_spread import fraction_sd, run_task, shared_part, summarise, table
+
+FAST = {"max_epochs": 4, "n_pseudotissues": 256, "early_stopping": False}
+
+
+def test_the_members_read_through_the_shared_gains_average_to_the_ensembles_estimate():
+    ref, bulk = reference_and_bulk()
+    truth = bulk.obsm["fractions"]
+    task = Task("synthetic", "halves", ref, "cell_type", bulk, truth)
+    runs = [run_task(task, seed, n_members=2, **FAST) for seed in (0, 1)]
+    for r in runs:
+        assert r["own_gains"].shape == (2, *truth.shape) and r["one"].shape == truth.shape
+        np.testing.assert_allclose(r["shared_gains"].mean(axis=0), r["ensemble"], atol=1e-5)
+        assert not np.allclose(r["own_gains"], r["shared_gains"])  # own gains differ from the shared ones
+    assert not np.allclose(runs[0]["one"], runs[1]["one"])  # the seed moves one network
+    row = summarise({("synthetic", "halves"): runs}).iloc[0]
+    assert row["seeds"] == 2 and row["members"] == 2
+    assert 0 < row["fraction_sd_ensemble"] and 0 < row["fraction_sd_one"]
+    assert "±" in table(pd.DataFrame([row])).iloc[0]["CCC ensemble"]
+
+
+def test_shared_part_is_zero_for_independent_members_and_one_for_identical_ones():
+    rng = np.random.default_rng(0)
+    common = rng.normal(size=(40, 1, 30, 4))  # seeds x 1 x samples x labels
+    independent = common * 0 + rng.normal(size=(40, 4, 30, 4))
+    assert abs(shared_part(independent)) < 0.1
+    assert np.isclose(shared_part(np.repeat(common, 4, axis=1)), 1.0)
+    half = common + rng.normal(size=(40, 4, 30, 4))  # as much shared as each member's own
+    assert abs(shared_part(half) - 0.5) < 0.1
+    # averaging 4 independent members halves the sd of each value over seeds
+    assert abs(fraction_sd(independent.mean(axis=1)) / fraction_sd(independent[:, 0]) - 0.5) < 0.06
