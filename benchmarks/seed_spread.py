@@ -116,8 +116,8 @@ def run_task(task, seed: int, n_members: int = 4, **train_kwargs) -> dict[str, n
     }
 
 
-def _job_path(task, seed: int) -> Path:
-    return CACHE / f"{task.scenario}__{task.name.replace(' ', '_')}__{seed}.npz"
+def _job_path(task, seed: int, n_members: int) -> Path:
+    return CACHE / f"{task.scenario}__{task.name.replace(' ', '_')}__m{n_members}__{seed}.npz"
 
 
 def run(tasks: list[str], seeds: list[int], n_members: int) -> None:
@@ -133,7 +133,7 @@ def run(tasks: list[str], seeds: list[int], n_members: int) -> None:
             raise ValueError(f"{spec}: only relative-mode tasks (the members' own gains are read in relative mode).")
         for seed in seeds:
             arrays = run_task(task, seed, n_members)
-            np.savez(_job_path(task, seed), **arrays, scenario=task.scenario, task=task.name, commit=commit)
+            np.savez(_job_path(task, seed, n_members), **arrays, scenario=task.scenario, task=task.name, commit=commit)
             print(f"{task.name} seed {seed}: one {_ccc(arrays['one'], arrays['truth']):.3f}, "
                   f"ensemble {_ccc(arrays['ensemble'], arrays['truth']):.3f}", flush=True)  # fmt: skip
 
@@ -158,10 +158,11 @@ def shared_part(members: np.ndarray) -> float:
     return float((average - within / n) / member)
 
 
-def summarise(jobs: dict[tuple[str, str], list[dict[str, np.ndarray]]]) -> pd.DataFrame:
-    """One row per task from its jobs (one dict of arrays per seed, as :func:`run_task` returns)."""
+def summarise(jobs: dict[tuple, list[dict[str, np.ndarray]]]) -> pd.DataFrame:
+    """One row per task and ensemble size from its jobs (keyed by scenario and task; one dict of arrays per seed, as
+    :func:`run_task` returns)."""
     rows = []
-    for (scenario, task), runs in jobs.items():
+    for (scenario, task, *_), runs in jobs.items():
         stack = {key: np.stack([r[key] for r in runs]) for key in ("one", "ensemble", "own_gains", "shared_gains")}
         truth = runs[0]["truth"]
         one = [_ccc(r["one"], truth) for r in runs]
@@ -195,10 +196,10 @@ def summarise(jobs: dict[tuple[str, str], list[dict[str, np.ndarray]]]) -> pd.Da
 def report() -> pd.DataFrame:
     """Summarise the cache into :data:`RESULTS` (kept as it is without a cache) and return the page's table."""
     if CACHE.exists() and any(CACHE.glob("*.npz")):
-        jobs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
+        jobs: dict[tuple, list[dict[str, np.ndarray]]] = {}
         for path in sorted(CACHE.glob("*.npz")):
             with np.load(path) as job:
-                key = (str(job["scenario"]), str(job["task"]))
+                key = (str(job["scenario"]), str(job["task"]), job["own_gains"].shape[0])
                 jobs.setdefault(key, []).append({name: job[name] for name in job.files})
         summarise(jobs).to_csv(RESULTS, index=False, float_format="%.5g")
     return table(pd.read_csv(RESULTS))
@@ -215,6 +216,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "task": r["task"],
+                "members": int(r["members"]),
                 "seeds": int(r["seeds"]),
                 "CCC one network": ccc_cell(r, "one"),
                 "CCC ensemble": ccc_cell(r, "ensemble"),
