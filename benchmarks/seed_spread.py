@@ -215,7 +215,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
     for _, r in results.iterrows():
         rows.append(
             {
-                "task": r["task"],
+                "task": f"{r['scenario']}: {r['task']}",
                 "members": int(r["members"]),
                 "seeds": int(r["seeds"]),
                 "CCC one network": ccc_cell(r, "one"),
@@ -245,7 +245,13 @@ def main() -> None:
     if args.command == "run":
         run(args.tasks, args.seeds, args.members)
         return
-    print(report().to_markdown(index=False, disable_numparse=True))
+    print(markdown(report()))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` as a pipe table without padding (as the docs hold it)."""
+    rows = [list(table.columns), ["---"] * table.shape[1], *table.astype(str).to_numpy().tolist()]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 if __name__ == "__main__":

@@ -317,7 +317,11 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "",
         f"Measured: coverage within 80-95 % on every seed on **{n_cov} of {n}** tasks; the ensemble at least as "
         f"accurate as one network (mean and worst seed) on **{n_acc} of {n}**; its spread over seeds at most half of "
-        f"one network's on **{n_spread} of {n_spread_tasks}** (an sd over 3 seeds is itself uncertain).",
+        f"one network's on **{n_spread} of {n_spread_tasks}**. An sd over 3 seeds is itself uncertain: an ensemble "
+        "whose sd is truly half of one network's shows a ratio of at most 0.5 on only half of the tasks, and 4 "
+        "members that err independently reach 0.5 at best. Over 6 seeds, per sample and label, 4 members cut the "
+        "spread of the fractions to 0.56-0.67 of one network's on 3 tasks (`python -m benchmarks.seed_spread`; "
+        "uncertainty page, *How much the ensemble narrows the fractions*).",
         "",
         *_provenance(t),
         "| scenario | task | seeds | CCC one network | CCC ensemble | ensemble >= one | coverage of 90 % intervals "

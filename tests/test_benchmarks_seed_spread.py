@@ -9,7 +9,7 @@ from conftest import reference_and_bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
 from benchmarks.scenarios import Task
-from benchmarks.seed_spread import fraction_sd, run_task, shared_part, summarise, table
+from benchmarks.seed_spread import fraction_sd, markdown, run_task, shared_part, summarise, table
 
 FAST = {"max_epochs": 4, "n_pseudotissues": 256, "early_stopping": False}
 
@@ -27,7 +27,10 @@ def test_the_members_read_through_the_shared_gains_average_to_the_ensembles_esti
     row = summarise({("synthetic", "halves"): runs}).iloc[0]
     assert row["seeds"] == 2 and row["members"] == 2
     assert 0 < row["fraction_sd_ensemble"] and 0 < row["fraction_sd_one"]
-    assert "±" in table(pd.DataFrame([row])).iloc[0]["CCC ensemble"]
+    shown = table(pd.DataFrame([row]))
+    assert "±" in shown.iloc[0]["CCC ensemble"] and shown.iloc[0]["task"] == "synthetic: halves"
+    lines = markdown(shown).splitlines()
+    assert len(lines) == 3 and lines[1].count("---") == shown.shape[1]
 
 
 def test_shared_part_is_zero_for_independent_members_and_one_for_identical_ones():
