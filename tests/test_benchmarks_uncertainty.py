@@ -39,7 +39,7 @@ def test_report_counts_targets_on_the_worst_seed_and_prefers_same_code_single_ro
 
     assert "on **1 of 2** tasks" in text  # coverage: only a
     assert "one network (mean and worst seed) on **1 of 2**" in text  # accuracy: only a
-    assert "on **1 of 2** (an sd" in text  # spread: a's ensemble sd 0.001 vs 0.02; b's ensemble spreads more
+    assert "on **1 of 2**. An sd" in text  # spread: a's ensemble sd 0.001 vs 0.02; b's ensemble spreads more
     assert "0.870 ± 0.020 (worst 0.850, 3 seeds)" in text  # one network of task a, from the table's own rows
     assert "0.990" not in text
     assert "6 of the 6 ensemble rows were measured when the members were trained on their mean loss" in text
