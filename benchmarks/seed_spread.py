@@ -19,6 +19,12 @@ seed-to-seed variance that the members of one ensemble have in common (0: they e
 ``n`` of them divides the variance by ``n``; 1: they err alike). Transductive, like every DECODE figure: the models see
 the unlabelled bulk they score; the truth scores, it fits nothing.
 
+The ensemble is the package's as it is at the run: since 2026-12-05 its members share nothing random (own initial
+weights, input scaling and pseudo-tissues; ``member_data = "own"``); jobs from before, whose members shared the
+pseudo-tissue batches and the input transform, are kept and reported as ``"shared"``. One network has not changed:
+``--reuse-one`` takes its fractions and time from a cached job of the same task and seed instead of training it
+again (the run prints whether a job that trains it anew matches the cache).
+
 Run: ``python -m benchmarks.seed_spread run --tasks kidney:0 kidney:2 bone_marrow --seeds 0 1 2 3 4 5`` (several
 processes may run different seeds at once); estimates go to the git-ignored cache
 ``benchmarks/results/seed_spread_jobs/``. ``python -m benchmarks.seed_spread report`` summarises the cache into
@@ -40,6 +46,8 @@ from decode_omics.metrics import ccc
 RESULTS = Path(__file__).parent / "results" / "seed_spread.csv"
 CACHE = Path(__file__).parent / "results" / "seed_spread_jobs"
 #: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
+#: How the package's ensemble members are trained now (``"shared"``: cached jobs from before 2026-12-05).
+MEMBER_DATA = "own"
 TASKS = ("kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "cellmix:0", "tscp_states")
 
 
@@ -93,22 +101,28 @@ def member_readings(model) -> dict[str, np.ndarray]:
     return {name: np.stack(v) for name, v in readings.items()}
 
 
-def run_task(task, seed: int, n_members: int = 4, **train_kwargs) -> dict[str, np.ndarray]:
+def run_task(task, seed: int, n_members: int = 4, one: tuple | None = None, **train_kwargs) -> dict[str, np.ndarray]:
     """One network and one ensemble of ``n_members`` at ``seed`` (``train_kwargs``, e.g. fewer epochs in tests, go
     to :meth:`DECODE.train`): their fractions of the task's labels, the members' readings (:func:`member_readings`),
-    the truth and the training seconds, as arrays."""
+    the truth and the training seconds, as arrays. ``one``: one network's fractions (samples in the bulk's order,
+    labels in the truth's) and seconds, taken as given instead of training it."""
     labels = list(task.truth.columns)
-    start = time.perf_counter()
-    one = _train(task, seed, 1, **train_kwargs)
-    seconds_one = time.perf_counter() - start
+    if one is None:
+        start = time.perf_counter()
+        network = _train(task, seed, 1, **train_kwargs)
+        seconds_one = time.perf_counter() - start
+        one_fractions = network.get_fractions().loc[task.bulk.obs_names, labels].to_numpy()
+    else:
+        one_fractions, seconds_one = one
     start = time.perf_counter()
     ensemble = _train(task, seed, n_members, **train_kwargs)
     seconds_ensemble = time.perf_counter() - start
     estimate = ensemble.get_fractions()
     order = [ensemble.labels_.index(label) for label in labels]
     readings = {name: v[:, :, order] for name, v in member_readings(ensemble).items()}
+    assert list(estimate.index) == list(task.bulk.obs_names)
     return {
-        "one": one.get_fractions().loc[estimate.index, labels].to_numpy(),
+        "one": one_fractions,
         "ensemble": estimate[labels].to_numpy(),
         **readings,
         "truth": task.truth.loc[estimate.index, labels].to_numpy(),
@@ -116,11 +130,20 @@ def run_task(task, seed: int, n_members: int = 4, **train_kwargs) -> dict[str, n
     }
 
 
-def _job_path(task, seed: int, n_members: int) -> Path:
-    return CACHE / f"{task.scenario}__{task.name.replace(' ', '_')}__m{n_members}__{seed}.npz"
+def _job_path(task, seed: int, n_members: int, member_data: str = MEMBER_DATA) -> Path:
+    scheme = "" if member_data == "shared" else f"-{member_data}"
+    return CACHE / f"{task.scenario}__{task.name.replace(' ', '_')}__m{n_members}{scheme}__{seed}.npz"
 
 
-def run(tasks: list[str], seeds: list[int], n_members: int) -> None:
+def _cached_one(task, seed: int) -> tuple | None:
+    """One network's fractions and seconds from any cached job of this task and seed (``None`` if none)."""
+    for path in sorted(CACHE.glob(f"{task.scenario}__{task.name.replace(' ', '_')}__m*__{seed}.npz")):
+        with np.load(path) as job:
+            return job["one"], float(job["seconds"][0])
+    return None
+
+
+def run(tasks: list[str], seeds: list[int], n_members: int, reuse_one: bool = False) -> None:
     """Train and cache every task at every seed."""
     from . import scenarios as catalogue
 
@@ -132,8 +155,19 @@ def run(tasks: list[str], seeds: list[int], n_members: int) -> None:
         if task.mode != "relative":
             raise ValueError(f"{spec}: only relative-mode tasks (the members' own gains are read in relative mode).")
         for seed in seeds:
-            arrays = run_task(task, seed, n_members)
-            np.savez(_job_path(task, seed, n_members), **arrays, scenario=task.scenario, task=task.name, commit=commit)
+            cached = _cached_one(task, seed)
+            arrays = run_task(task, seed, n_members, one=cached if reuse_one else None)
+            if cached is not None and not reuse_one:
+                print(f"one network as cached: {np.array_equal(cached[0], arrays['one'])}", flush=True)
+            np.savez(
+                _job_path(task, seed, n_members),
+                **arrays,
+                scenario=task.scenario,
+                task=task.name,
+                commit=commit,
+                member_data=MEMBER_DATA,
+                one_reused=cached is not None and reuse_one,
+            )
             print(f"{task.name} seed {seed}: one {_ccc(arrays['one'], arrays['truth']):.3f}, "
                   f"ensemble {_ccc(arrays['ensemble'], arrays['truth']):.3f}", flush=True)  # fmt: skip
 
@@ -162,7 +196,7 @@ def summarise(jobs: dict[tuple, list[dict[str, np.ndarray]]]) -> pd.DataFrame:
     """One row per task and ensemble size from its jobs (keyed by scenario and task; one dict of arrays per seed, as
     :func:`run_task` returns)."""
     rows = []
-    for (scenario, task, *_), runs in jobs.items():
+    for (scenario, task, _, member_data), runs in jobs.items():
         stack = {key: np.stack([r[key] for r in runs]) for key in ("one", "ensemble", "own_gains", "shared_gains")}
         truth = runs[0]["truth"]
         one = [_ccc(r["one"], truth) for r in runs]
@@ -174,6 +208,7 @@ def summarise(jobs: dict[tuple, list[dict[str, np.ndarray]]]) -> pd.DataFrame:
                 "task": task,
                 "seeds": len(runs),
                 "members": stack["own_gains"].shape[1],
+                "member_data": member_data,
                 "ccc_one_mean": np.mean(one),
                 "ccc_one_sd": np.std(one, ddof=1),
                 "ccc_one_worst": np.min(one),
@@ -199,7 +234,8 @@ def report() -> pd.DataFrame:
         jobs: dict[tuple, list[dict[str, np.ndarray]]] = {}
         for path in sorted(CACHE.glob("*.npz")):
             with np.load(path) as job:
-                key = (str(job["scenario"]), str(job["task"]), job["own_gains"].shape[0])
+                member_data = str(job["member_data"]) if "member_data" in job.files else "shared"
+                key = (str(job["scenario"]), str(job["task"]), job["own_gains"].shape[0], member_data)
                 jobs.setdefault(key, []).append({name: job[name] for name in job.files})
         summarise(jobs).to_csv(RESULTS, index=False, float_format="%.5g")
     return table(pd.read_csv(RESULTS))
@@ -217,6 +253,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": f"{r['scenario']}: {r['task']}",
                 "members": int(r["members"]),
+                "members' pseudo-tissues and scaling": r.get("member_data", "shared"),
                 "seeds": int(r["seeds"]),
                 "CCC one network": ccc_cell(r, "one"),
                 "CCC ensemble": ccc_cell(r, "ensemble"),
@@ -240,10 +277,11 @@ def main() -> None:
     go.add_argument("--tasks", nargs="+", default=["kidney:0", "kidney:2", "bone_marrow"], choices=TASKS)
     go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     go.add_argument("--members", type=int, default=4)
+    go.add_argument("--reuse-one", action="store_true", help="one network's fractions from a cached job")
     sub.add_parser("report", help="summarise the cache and print the uncertainty page's table")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.tasks, args.seeds, args.members)
+        run(args.tasks, args.seeds, args.members, args.reuse_one)
         return
     print(markdown(report()))
 

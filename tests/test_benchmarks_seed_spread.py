@@ -24,8 +24,8 @@ def test_the_members_read_through_the_shared_gains_average_to_the_ensembles_esti
         np.testing.assert_allclose(r["shared_gains"].mean(axis=0), r["ensemble"], atol=1e-5)
         assert not np.allclose(r["own_gains"], r["shared_gains"])  # own gains differ from the shared ones
     assert not np.allclose(runs[0]["one"], runs[1]["one"])  # the seed moves one network
-    row = summarise({("synthetic", "halves"): runs}).iloc[0]
-    assert row["seeds"] == 2 and row["members"] == 2
+    row = summarise({("synthetic", "halves", 2, "own"): runs}).iloc[0]
+    assert row["seeds"] == 2 and row["members"] == 2 and row["member_data"] == "own"
     assert 0 < row["fraction_sd_ensemble"] and 0 < row["fraction_sd_one"]
     shown = table(pd.DataFrame([row]))
     assert "±" in shown.iloc[0]["CCC ensemble"] and shown.iloc[0]["task"] == "synthetic: halves"

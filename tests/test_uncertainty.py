@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scvi
+import torch
 
 import decode_omics as dco
 from decode_omics.model import DECODE, DECODEEnsemble
@@ -37,8 +38,9 @@ def ensemble(data):
 def test_ensemble_members_differ_and_average(ensemble, data):
     assert isinstance(ensemble.module, DECODEEnsemble)
     assert len(ensemble.module.members) == 3
-    # one input transform (feature mask and scaling) shared by every member
-    assert all(m.encoder.transform is ensemble.module.transform for m in ensemble.module.members)
+    # every member has its own input transform, each reading every feature
+    assert all(m.encoder.transform is not ensemble.module.transform for m in ensemble.module.members[1:])
+    assert all(bool((m.transform.mask == 1).all()) for m in ensemble.module.members)
     import torch
 
     x = torch.as_tensor(ensemble._bulk_source(None).matrix()[:5])
@@ -76,6 +78,19 @@ def test_calibration_recorded(ensemble):
     assert set(cal["scores"]) == set(ensemble.labels_)
     assert cal["shift"] >= 0 and "correction effect" in cal["shift_from"]
     assert cal["floor"] in (0.0, 0.01, 0.05, 0.25, 1.0)
+
+
+def test_members_scale_their_input_from_their_own_pseudotissues(data):
+    ref, bulk = data
+    ref, bulk = ref.copy(), bulk.copy()
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    scales = [m.transform.scale for m in DECODE(ref, bulk, n_members=3, standardize=True, **SMALL).module.members]
+    assert all(float((s - scales[0]).abs().max()) > 0 for s in scales[1:])
+    scvi.settings.seed = 0
+    one = DECODE(ref, bulk, standardize=True, **SMALL).module  # the first member scales as one network of its seed
+    assert torch.equal(one.transform.scale, scales[0])
 
 
 def test_ensemble_save_load_round_trip(ensemble, tmp_path):
@@ -255,8 +270,9 @@ def test_content_shift_widens_and_recalibrates_without_training(ensemble):
 
 
 def test_each_member_learns_as_if_trained_alone(ensemble):
-    """The ensemble's training step gives every member the gradient of its own loss (a mean over members would scale
-    the data term by 1 / n_members against Adam's coupled weight decay)."""
+    """The ensemble's training step gives every member the gradient of its own loss on its own part of the batch
+    (every third sample for the second of three members; a mean over members would scale the data term by
+    1 / n_members against Adam's coupled weight decay)."""
     import copy
 
     import torch
@@ -267,14 +283,20 @@ def test_each_member_learns_as_if_trained_alone(ensemble):
     module.eval()  # no dropout: both passes see the same network
     plan = DECODETrainingPlan(module, input_noise=0.0, adversarial=False)
     plan.log = lambda *args, **kwargs: None
-    batch = {k: torch.as_tensor(v) for k, v in ensemble._sampler.sample(32, np.random.default_rng(0)).items()}
+    batch = {k: torch.as_tensor(v) for k, v in ensemble._sampler.sample(48, np.random.default_rng(0)).items()}
 
     plan.training_step(batch, 0).backward()
     member = module.members[1]
     from_ensemble = [p.grad.clone() for p in member.parameters() if p.grad is not None]
     module.zero_grad()
-    plan._network_losses(member, batch, train=True)["loss"].backward()
+    own = {k: v[1::3] for k, v in batch.items()}
+    plan._network_losses(member, own, train=True)["loss"].backward()
     alone = [p.grad.clone() for p in member.parameters() if p.grad is not None]
     assert len(alone) == len(from_ensemble) > 0
     for a, b in zip(alone, from_ensemble, strict=True):
         torch.testing.assert_close(a, b)
+    # not the gradient of the whole batch: the members train on different pseudo-tissues
+    module.zero_grad()
+    plan._network_losses(member, batch, train=True)["loss"].backward()
+    whole = [p.grad.clone() for p in member.parameters() if p.grad is not None]
+    assert any(not torch.allclose(a, b) for a, b in zip(whole, from_ensemble, strict=True))

@@ -26,7 +26,7 @@ from ._calibration import (
     fit_transferable_features,
     mean_anchored_platform_gains,
 )
-from ._ensemble import build_network, ensemble_file_layout, members
+from ._ensemble import build_network, ensemble_file_layout, members, set_feature_mask
 from ._fit import fit_network
 from ._inference import InferenceMixin
 from ._intervals import CONTENT_SHIFT, fit_interval_calibration
@@ -85,8 +85,9 @@ class DECODE(InferenceMixin, BaseModelClass):
     min_cells
         Fewest reference cells a label must have.
     n_members
-        Networks trained together (:class:`~decode_omics.model.DECODEEnsemble`, in one process on the same
-        pseudo-tissue batches). Their average is the estimate; their disagreement is part of the intervals of
+        Networks trained together (:class:`~decode_omics.model.DECODEEnsemble`, in one process), each with its own
+        initial weights, input scaling and pseudo-tissues (``batch_size``, ``n_pseudotissues`` and ``n_validation``
+        of :meth:`train` are per member). Their average is the estimate; their disagreement is part of the intervals of
         :meth:`get_fractions` (``return_interval=True``). 1: one network.
     unknown_head
         Relative mode: also learn the share of material the reference does not explain, for
@@ -219,10 +220,13 @@ class DECODE(InferenceMixin, BaseModelClass):
         self.module = build_network(
             len(self.features_), len(self.labels_), absolute=absolute, n_members=self.n_members_, **self.module_kwargs_
         )
-        for member in members(self.module):
+        seed = current_seed()
+        for i, member in enumerate(members(self.module)):
             member.label_profiles.copy_(torch.as_tensor(self._sampler.mean))
-        x = torch.as_tensor(self._sampler.sample(512, np.random.default_rng(current_seed()), views=False)["x"])
-        self.module.transform.fit(x, standardize=self.standardize_)  # one transform, shared by every member
+            # every member scales its input from its own pseudo-tissues (the first as a single network of this seed)
+            rng = np.random.default_rng(seed if i == 0 else [seed, i])
+            x = torch.as_tensor(self._sampler.sample(512, rng, views=False)["x"])
+            member.transform.fit(x, standardize=self.standardize_)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -313,9 +317,10 @@ class DECODE(InferenceMixin, BaseModelClass):
         max_epochs
             Passes over ``n_pseudotissues`` fresh pseudo-tissues (default 100).
         batch_size
-            Pseudo-tissues per step (and as many real bulk samples, drawn with replacement).
+            Pseudo-tissues per step (and as many real bulk samples, drawn with replacement); per member of an
+            ensemble.
         n_pseudotissues
-            Pseudo-tissues drawn per epoch.
+            Pseudo-tissues drawn per epoch (per member of an ensemble).
         lr
             Adam learning rate.
         adversarial
@@ -392,7 +397,7 @@ class DECODE(InferenceMixin, BaseModelClass):
             raise ValueError(f"measurement_noise must be 'auto' or a number >= 0, got {measurement_noise!r}.")
         # trained on, and calibrated to, the bulk as measured
         self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None
-        self.module.transform.mask.fill_(1.0)  # a new training reads every feature first
+        set_feature_mask(self.module, np.ones(len(self.features_)))  # a new training reads every feature first
         completed = fit_network(self, settings)
         if platform_correction is None:
             platform_correction = True
@@ -406,7 +411,7 @@ class DECODE(InferenceMixin, BaseModelClass):
                     "platform (see feature_agreement_)."
                 )
                 self._build_module()
-                self.module.transform.mask.copy_(torch.as_tensor(keep, dtype=self.module.transform.mask.dtype))
+                set_feature_mask(self.module, keep)
                 fit_network(self, settings)
         self.platform_gains_ = fit_platform_gains(self) if platform_correction else None
         self.interval_calibration_ = fit_interval_calibration(self) if completed else None

@@ -41,10 +41,12 @@ class DECODETrainingPlan(pl.LightningModule):
     over the training steps (Polyak averaging) and hands the network the averaged weights when training ends. Early
     stopping watches the current weights; the average is what predicts.
 
-    An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on the same batch, each with its own
-    input noise, dropout and discriminator; every logged loss is the members' average, and so is the validation loss
-    that early stopping watches. The loss optimised is the members' sum, so that each member's gradient is the one it
-    would get if trained alone (with a mean, Adam's coupled weight decay would act ``n_members`` times as strongly).
+    An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on its own part of the batch (member
+    ``i`` takes samples ``i, i + n, ...``; the loaders draw ``n_members`` times a single network's batch, so each member
+    sees a batch of a single network's size, of pseudo-tissues no other member sees), each with its own input noise,
+    dropout, feature gains and discriminator; every logged loss is the members' average, and so is the validation
+    loss that early stopping watches. The loss optimised is the members' sum, so that each member's gradient is the one
+    it would get if trained alone (with a mean, Adam's coupled weight decay would act ``n_members`` times as strongly).
 
     Parameters
     ----------
@@ -141,6 +143,19 @@ class DECODETrainingPlan(pl.LightningModule):
         return 2.0 / (1.0 + math.exp(-10 * p)) - 1.0
 
     def _losses(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        if not isinstance(self.module, DECODEEnsemble):
+            return self._network_losses(self.module, self._perturbed(batch, train), train)
+        # member i takes every n-th sample of the batch (pseudo-tissues and bulk): a batch of its own, as large as a
+        # single network's, since the loaders draw n_members times as many (see fit_network)
+        n = len(self.module.members)
+        per_member = []
+        for i, m in enumerate(self.module.members):
+            part = {k: v[i::n] for k, v in batch.items()}
+            per_member.append(self._network_losses(m, self._perturbed(part, train), train))
+        return {k: torch.stack([losses[k] for losses in per_member]).mean() for k in per_member[0]}
+
+    def _perturbed(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        """The batch with the training-time feature gains and measurement noise applied to its pseudo-tissue views."""
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
@@ -150,10 +165,7 @@ class DECODETrainingPlan(pl.LightningModule):
             sd = self.measurement_noise
             views = self.PSEUDOTISSUE_VIEWS
             batch = {k: v * torch.exp(sd * torch.randn_like(v)) if k in views else v for k, v in batch.items()}
-        if not isinstance(self.module, DECODEEnsemble):
-            return self._network_losses(self.module, batch, train)
-        per_member = [self._network_losses(m, batch, train) for m in self.module.members]
-        return {k: torch.stack([losses[k] for losses in per_member]).mean() for k in per_member[0]}
+        return batch
 
     def _network_losses(self, m: DECODEModule, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
         """Every loss term of one network on one batch."""
