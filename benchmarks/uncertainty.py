@@ -52,6 +52,10 @@ MEMBERS = 4
 #: How the ensemble's members are trained (recorded per row; rows without it predate the change to the members' sum,
 #: under which Adam's coupled weight decay acted n_members times as strongly as on one network).
 MEMBER_LOSS = "sum"
+#: What the ensemble's members share (recorded per row): ``"own"``, nothing random (own initial weights, input scaling
+#: and pseudo-tissues; the package since 2026-12-05); rows without it (``"shared"``) were trained when every member
+#: took the same pseudo-tissue batches and one input transform.
+MEMBER_DATA = "own"
 #: Scenarios with truth, real cohorts first.
 SCENARIOS = ("pbmc_real", "cellbench", "kidney", "bone_marrow", "proteomics", "unknown", "tscp_states", "cellmix")
 
@@ -149,6 +153,10 @@ def job(scenario: str, seed: int, members: int, out: Path, refit: bool = True) -
             row = {k: before[task.name][k] for k in ("seconds", "commit") if k in before.get(task.name, {})}
         row = {"scenario": scenario, "task": task.name, "seed": seed, "n_members": members} | row
         row["member_loss"] = MEMBER_LOSS
+        if refit:
+            row["member_data"] = MEMBER_DATA
+        elif "member_data" in before.get(task.name, {}):
+            row["member_data"] = before[task.name]["member_data"]
         rows.append(row | score_intervals(model, task) | {"threads": 1, "calibrated_at": commit})
         r = rows[-1]
         print(f"{scenario} / {task.name} / seed {seed}: ccc {r['ccc']:.3f}, coverage_90 {r['coverage_90']:.2f}, "
@@ -175,8 +183,8 @@ def run(scenarios, seeds, members: int, n_jobs: int, rerun: bool, refit: bool = 
     every cached job whose models were saved is calibrated and scored again instead."""
     CACHE.mkdir(parents=True, exist_ok=True)
     todo = []
-    for seed in seeds:
-        for scenario in scenarios:
+    for scenario in scenarios:  # scenario by scenario, so an interrupted run leaves whole scenarios done
+        for seed in seeds:
             out = CACHE / f"{scenario}__{seed}__m{members}.json"
             if not refit:
                 if out.exists() and (MODELS / f"{scenario}__{seed}__m{members}").is_dir():
@@ -243,13 +251,30 @@ def _ensemble_rows(table_: pd.DataFrame) -> pd.DataFrame:
     return table_[table_["n_members"] == MEMBERS]
 
 
+def _member_data(rows: pd.DataFrame) -> pd.Series:
+    """What each row's members shared (:data:`MEMBER_DATA`; ``"shared"`` for rows that predate the column)."""
+    if "member_data" not in rows.columns:
+        return pd.Series("shared", index=rows.index)
+    return rows["member_data"].fillna("shared").astype(str)
+
+
 def _provenance(ensemble: pd.DataFrame) -> list[str]:
-    """A warning line when some ensemble rows were trained on the members' mean loss (before :data:`MEMBER_LOSS`)."""
+    """Warning lines for ensemble rows trained by an older ensemble: on the members' mean loss (before
+    :data:`MEMBER_LOSS`), or with members that shared their pseudo-tissues and input transform (before
+    :data:`MEMBER_DATA`)."""
     loss = ensemble["member_loss"] if "member_loss" in ensemble.columns else pd.Series(np.nan, index=ensemble.index)
     old = int((loss != MEMBER_LOSS).sum())
     commit = ensemble["commit"] if "commit" in ensemble.columns else pd.Series(np.nan, index=ensemble.index)
     undated = int(commit.isna().sum())
+    shared = int((_member_data(ensemble) != MEMBER_DATA).sum())
     lines = []
+    if shared:
+        lines.append(
+            f"*{shared} of the {len(ensemble)} ensemble rows (members' data *shared* below) were measured when every "
+            "member trained on the same pseudo-tissue batches through one input transform; the package's members now "
+            "share nothing random (own scaling and pseudo-tissues). Those rows are due for a rerun "
+            "(`python -m benchmarks.uncertainty run --rerun`).*"
+        )
     if old:
         lines.append(
             f"*{old} of the {len(ensemble)} ensemble rows were measured when the members were trained on their mean "
@@ -276,6 +301,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
     reliability_plot(t, static / "reliability.png")
     rows, spread, sources = [], [], set()
     n_cov = n_acc = n_spread = n_spread_tasks = 0
+    current = [0, 0, 0, 0, 0]  # tasks measured with the package's members; of them in band, >= one; spread: of, halved
     for (scenario, task), g in t.groupby(["scenario", "task"], sort=False):
         single, source = _single_network(everything, scores, scenario, task, g["seed"])
         single = single[single.index.isin(g["seed"])]
@@ -290,12 +316,20 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         rows.append(
             f"| {scenario} | {task} | {len(g)} | {_mean_sd_worst(single)} | {_mean_sd_worst(ens)} | "
             f"{'yes' if at_least else '**no**'} | {cov.mean():.2f} ({worst:.2f}) | {g['width_90'].mean():.3f} | "
-            f"{g['constant_width_90'].mean():.3f} | {'yes' if met else '**no**'} | {g['seconds'].mean():.0f} |"
+            f"{g['constant_width_90'].mean():.3f} | {'yes' if met else '**no**'} | {g['seconds'].mean():.0f} | "
+            f"{'/'.join(sorted(set(_member_data(g))))} |"
         )
+        now = bool((_member_data(g) == MEMBER_DATA).all())
+        current[0] += now
+        current[1] += now and met
+        current[2] += now and at_least
         if len(g) >= 3 and len(single) >= 3:
             ratio = ens.std(ddof=1) / max(single.std(ddof=1), 1e-12)
             n_spread_tasks += 1
             n_spread += ratio <= 0.5
+            if now:
+                current[3] += 1
+                current[4] += ratio <= 0.5
             spread.append(f"| {scenario} | {task} | {single.std(ddof=1):.4f} | {ens.std(ddof=1):.4f} | {ratio:.2f} |")
     n = t.groupby(["scenario", "task"]).ngroups
     lines = [
@@ -319,14 +353,26 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         f"accurate as one network (mean and worst seed) on **{n_acc} of {n}**; its spread over seeds at most half of "
         f"one network's on **{n_spread} of {n_spread_tasks}**. An sd over 3 seeds is itself uncertain: an ensemble "
         "whose sd is truly half of one network's shows a ratio of at most 0.5 on only half of the tasks, and 4 "
-        "members that err independently reach 0.5 at best. Over 6 seeds, per sample and label, 4 members cut the "
-        "spread of the fractions to 0.56-0.67 of one network's on 3 tasks (`python -m benchmarks.seed_spread`; "
-        "uncertainty page, *How much the ensemble narrows the fractions*).",
+        "members that err independently reach 0.5 at best. Over 6 seeds, per sample and label, the package's 4 "
+        "members (which share nothing random since 2026-12-05) cut the spread of the fractions to 0.51 and 0.48 of "
+        "one network's on bone marrow and kidney replicate 3, and to 0.71 on kidney replicate 1, where one network "
+        "varied less than the members do alone (`python -m benchmarks.seed_spread`; uncertainty page, *How much the "
+        "ensemble narrows the fractions*).",
         "",
+        *(
+            [
+                f"Of the {current[0]} tasks measured with the package's current members (members' data *own*): "
+                f"coverage in band on **{current[1]}**, the ensemble at least as accurate as one network on "
+                f"**{current[2]}**, its spread at most half on **{current[4]} of {current[3]}**.",
+                "",
+            ]
+            if current[0] and current[0] < n
+            else []
+        ),
         *_provenance(t),
         "| scenario | task | seeds | CCC one network | CCC ensemble | ensemble >= one | coverage of 90 % intervals "
-        "(furthest seed) | mean width | constant width | in 80-95 % | seconds (ensemble) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "(furthest seed) | mean width | constant width | in 80-95 % | seconds (ensemble) | members' data |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     if spread:

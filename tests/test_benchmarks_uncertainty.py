@@ -59,6 +59,22 @@ def test_report_prefers_main_benchmark_rows_when_own_single_rows_miss_seeds(tmp_
     assert "mean loss" not in text
 
 
+def test_report_says_which_rows_predate_members_that_share_nothing(tmp_path, monkeypatch):
+    rows = [
+        *[_row("a", k, 4, 0.9, 0.88) | {"member_loss": "sum", "member_data": "own"} for k in range(3)],
+        *[_row("b", k, 4, 0.9, 0.99) | {"member_loss": "sum"} for k in range(3)],  # before the column: shared
+        *[_row(t, k, 1, 0.85 + 0.02 * k, 0.9) for t in "ab" for k in range(3)],
+    ]
+    table = tmp_path / "uncertainty.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    monkeypatch.setattr(uncertainty, "TABLE", table)
+    text = "\n".join(uncertainty.report_lines(pd.DataFrame(), tmp_path))
+    assert "*3 of the 6 ensemble rows (members' data *shared* below)" in text
+    assert "Of the 1 tasks measured with the package's current members" in text
+    assert "coverage in band on **1**, the ensemble at least as accurate as one network on **1**" in text
+    assert "| 10 | own |" in text and "| 10 | shared |" in text
+
+
 def test_report_is_empty_without_ensemble_rows(tmp_path, monkeypatch):
     table = tmp_path / "uncertainty.csv"
     pd.DataFrame([_row("a", 0, 1, 0.9, 0.9)]).to_csv(table, index=False)

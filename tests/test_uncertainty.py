@@ -93,6 +93,25 @@ def test_members_scale_their_input_from_their_own_pseudotissues(data):
     assert torch.equal(one.transform.scale, scales[0])
 
 
+def test_an_ensemble_saved_with_one_shared_transform_loads_as_it_was(data, tmp_path):
+    """Models saved before the members had their own input transforms (one transform, shared) predict the same."""
+    ref, bulk = data
+    ref, bulk = ref.copy(), bulk.copy()
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, n_members=3, standardize=True, **SMALL)
+    for member in model.module.members[1:]:
+        member.encoder.transform = model.module.members[0].encoder.transform
+    model.train(**EPOCHS | {"max_epochs": 2})
+    model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", bulk=bulk)
+    for x, y in zip(model.get_fractions(return_interval=True), loaded.get_fractions(return_interval=True), strict=True):
+        np.testing.assert_array_equal(x.to_numpy(), y.to_numpy())
+    first = loaded.module.members[0].transform.scale
+    assert all(torch.equal(m.transform.scale, first) for m in loaded.module.members)
+
+
 def test_ensemble_save_load_round_trip(ensemble, tmp_path):
     ensemble.save(tmp_path / "m")
     loaded = DECODE.load(tmp_path / "m", bulk=ensemble.bulk_)

@@ -6,10 +6,11 @@ scaling learn different functions away from the pseudo-tissues they were trained
 each has its own initial weights, its own input transform (scaling fitted on its own sample of pseudo-tissues) and
 its own pseudo-tissues (every training step draws one batch per member, see
 :class:`~decode_omics.model.DECODETrainingPlan`). Members that share a source of randomness share its error, which
-averaging cannot remove (measured: members on one shared stream and transform left 0.56-0.67 of one network's
-seed-to-seed spread, members that share nothing 0.48-0.51, against 0.5 for four independent members; see the
-uncertainty page). Predictions average the members; :meth:`DECODEEnsemble.member_fractions` gives each member's,
-from which :mod:`~decode_omics.model._intervals` builds calibrated intervals.
+averaging cannot remove (measured over 6 seeds on three tasks: members that shared their batches and input transform
+left 0.56-0.67 of one network's seed-to-seed spread of the fractions, members that share nothing 0.48-0.71, and
+0.48-0.51 of their own spread read alone, against 0.5 for four independent members; see the uncertainty page).
+Predictions average the members; :meth:`DECODEEnsemble.member_fractions` gives each member's, from which
+:mod:`~decode_omics.model._intervals` builds calibrated intervals.
 """
 
 from __future__ import annotations
