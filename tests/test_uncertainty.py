@@ -23,13 +23,18 @@ def data():
     return reference_and_bulk(seed=3, n_samples=24)
 
 
-@pytest.fixture(scope="module")
-def ensemble(data):
-    ref, bulk = data
-    ref, bulk = ref.copy(), bulk.copy()
-    scvi.settings.seed = 0
+def _registered(data, seed: int = 0):
+    """Copies of the reference and the bulk, registered with DECODE, with scvi-tools' seed set."""
+    ref, bulk = data[0].copy(), data[1].copy()
+    scvi.settings.seed = seed
     DECODE.setup_anndata(ref, labels_key="cell_type")
     DECODE.setup_anndata(bulk)
+    return ref, bulk
+
+
+@pytest.fixture(scope="module")
+def ensemble(data):
+    ref, bulk = _registered(data)
     model = DECODE(ref, bulk, n_members=3, **SMALL)
     model.train(**EPOCHS)
     return model
@@ -81,11 +86,7 @@ def test_calibration_recorded(ensemble):
 
 
 def test_members_scale_their_input_from_their_own_pseudotissues(data):
-    ref, bulk = data
-    ref, bulk = ref.copy(), bulk.copy()
-    scvi.settings.seed = 0
-    DECODE.setup_anndata(ref, labels_key="cell_type")
-    DECODE.setup_anndata(bulk)
+    ref, bulk = _registered(data)
     scales = [m.transform.scale for m in DECODE(ref, bulk, n_members=3, standardize=True, **SMALL).module.members]
     assert all(float((s - scales[0]).abs().max()) > 0 for s in scales[1:])
     scvi.settings.seed = 0
@@ -95,11 +96,7 @@ def test_members_scale_their_input_from_their_own_pseudotissues(data):
 
 def test_an_ensemble_saved_with_one_shared_transform_loads_as_it_was(data, tmp_path):
     """Models saved before the members had their own input transforms (one transform, shared) predict the same."""
-    ref, bulk = data
-    ref, bulk = ref.copy(), bulk.copy()
-    scvi.settings.seed = 0
-    DECODE.setup_anndata(ref, labels_key="cell_type")
-    DECODE.setup_anndata(bulk)
+    ref, bulk = _registered(data)
     model = DECODE(ref, bulk, n_members=3, standardize=True, **SMALL)
     for member in model.module.members[1:]:
         member.encoder.transform = model.module.members[0].encoder.transform
