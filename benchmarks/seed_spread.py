@@ -23,7 +23,10 @@ The ensemble is the package's as it is at the run: since 2026-12-05 its members 
 weights, input scaling and pseudo-tissues; ``member_data = "own"``); jobs from before, whose members shared the
 pseudo-tissue batches and the input transform, are kept and reported as ``"shared"``. One network has not changed:
 ``--reuse-one`` takes its fractions and time from a cached job of the same task and seed instead of training it
-again (the run prints whether a job that trains it anew matches the cache).
+again (the run prints whether a job that trains it anew matches the cache). ``--ensemble-from-uncertainty`` loads the
+ensemble the uncertainty benchmark saved for the same task and seed instead of training it: the same code, seed and
+one-thread set-up give the same fit (checked bit for bit on three cached task-seeds), and its training time is
+that job's. So every relative-mode task of the uncertainty benchmark gets this measure for the cost of one network.
 
 Run: ``python -m benchmarks.seed_spread run --tasks kidney:0 kidney:2 bone_marrow --seeds 0 1 2 3 4 5`` (several
 processes may run different seeds at once); estimates go to the git-ignored cache
@@ -48,7 +51,11 @@ CACHE = Path(__file__).parent / "results" / "seed_spread_jobs"
 #: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
 #: How the package's ensemble members are trained now (``"shared"``: cached jobs from before 2026-12-05).
 MEMBER_DATA = "own"
-TASKS = ("kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "cellmix:0", "tscp_states")
+TASKS = (
+    "kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "tscp_states",
+    "cellbench:0", "cellbench:1", "proteomics:0", "proteomics:1",
+    "cellmix:0", "cellmix:1", "cellmix:2", "cellmix:3", "cellmix:4",
+)  # fmt: skip
 
 
 def _train(task, seed: int, n_members: int, **train_kwargs):
@@ -101,11 +108,38 @@ def member_readings(model) -> dict[str, np.ndarray]:
     return {name: np.stack(v) for name, v in readings.items()}
 
 
-def run_task(task, seed: int, n_members: int = 4, one: tuple | None = None, **train_kwargs) -> dict[str, np.ndarray]:
+def saved_ensemble(task, seed: int, n_members: int):
+    """The ensemble the uncertainty benchmark saved for ``task`` at ``seed`` and its training seconds, or ``None``
+    where it saved none, or its row is not of the package's current members (:data:`MEMBER_DATA`)."""
+    import json
+
+    from decode_omics.model import DECODE
+
+    from . import uncertainty
+    from .methods import _lightweight
+
+    path = uncertainty.model_dir(task.scenario, seed, n_members, task.name)
+    rows = uncertainty.CACHE / f"{task.scenario}__{seed}__m{n_members}.json"
+    if not path.is_dir() or not rows.exists():
+        return None
+    row = next((r for r in json.loads(rows.read_text()) if r["task"] == task.name), None)
+    if row is None or row.get("member_data") != MEMBER_DATA:
+        return None
+    ref = _lightweight(task.reference, None, task.labels_key)
+    bulk = _lightweight(task.bulk, None)
+    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
+    DECODE.setup_anndata(bulk, scale=task.scale)
+    return DECODE.load(path, reference=ref, bulk=bulk), float(row["seconds"])
+
+
+def run_task(
+    task, seed: int, n_members: int = 4, one: tuple | None = None, ensemble: tuple | None = None, **train_kwargs
+) -> dict[str, np.ndarray]:
     """One network and one ensemble of ``n_members`` at ``seed`` (``train_kwargs``, e.g. fewer epochs in tests, go
     to :meth:`DECODE.train`): their fractions of the task's labels, the members' readings (:func:`member_readings`),
     the truth and the training seconds, as arrays. ``one``: one network's fractions (samples in the bulk's order,
-    labels in the truth's) and seconds, taken as given instead of training it."""
+    labels in the truth's) and seconds, taken as given instead of training it; ``ensemble``: a trained ensemble and
+    its training seconds (:func:`saved_ensemble`), read instead of training one."""
     labels = list(task.truth.columns)
     if one is None:
         start = time.perf_counter()
@@ -114,9 +148,11 @@ def run_task(task, seed: int, n_members: int = 4, one: tuple | None = None, **tr
         one_fractions = network.get_fractions().loc[task.bulk.obs_names, labels].to_numpy()
     else:
         one_fractions, seconds_one = one
-    start = time.perf_counter()
-    ensemble = _train(task, seed, n_members, **train_kwargs)
-    seconds_ensemble = time.perf_counter() - start
+    if ensemble is None:
+        start = time.perf_counter()
+        trained = _train(task, seed, n_members, **train_kwargs)
+        ensemble = trained, time.perf_counter() - start
+    ensemble, seconds_ensemble = ensemble
     estimate = ensemble.get_fractions()
     order = [ensemble.labels_.index(label) for label in labels]
     readings = {name: v[:, :, order] for name, v in member_readings(ensemble).items()}
@@ -143,8 +179,11 @@ def _cached_one(task, seed: int) -> tuple | None:
     return None
 
 
-def run(tasks: list[str], seeds: list[int], n_members: int, reuse_one: bool = False) -> None:
-    """Train and cache every task at every seed."""
+def run(
+    tasks: list[str], seeds: list[int], n_members: int, reuse_one: bool = False, ensemble_from_uncertainty: bool = False
+) -> None:
+    """Train and cache every task at every seed (with ``ensemble_from_uncertainty``, a task-seed whose ensemble the
+    uncertainty benchmark did not save with the current members is skipped, and said so)."""
     from . import scenarios as catalogue
 
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -155,8 +194,12 @@ def run(tasks: list[str], seeds: list[int], n_members: int, reuse_one: bool = Fa
         if task.mode != "relative":
             raise ValueError(f"{spec}: only relative-mode tasks (the members' own gains are read in relative mode).")
         for seed in seeds:
+            saved = saved_ensemble(task, seed, n_members) if ensemble_from_uncertainty else None
+            if ensemble_from_uncertainty and saved is None:
+                print(f"{task.name} seed {seed}: the uncertainty benchmark saved no current ensemble, skipped")
+                continue
             cached = _cached_one(task, seed)
-            arrays = run_task(task, seed, n_members, one=cached if reuse_one else None)
+            arrays = run_task(task, seed, n_members, one=cached if reuse_one else None, ensemble=saved)
             if cached is not None and not reuse_one:
                 print(f"one network as cached: {np.array_equal(cached[0], arrays['one'])}", flush=True)
             np.savez(
@@ -167,6 +210,7 @@ def run(tasks: list[str], seeds: list[int], n_members: int, reuse_one: bool = Fa
                 commit=commit,
                 member_data=MEMBER_DATA,
                 one_reused=cached is not None and reuse_one,
+                ensemble_from_uncertainty=saved is not None,
             )
             print(f"{task.name} seed {seed}: one {_ccc(arrays['one'], arrays['truth']):.3f}, "
                   f"ensemble {_ccc(arrays['ensemble'], arrays['truth']):.3f}", flush=True)  # fmt: skip
@@ -278,10 +322,15 @@ def main() -> None:
     go.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
     go.add_argument("--members", type=int, default=4)
     go.add_argument("--reuse-one", action="store_true", help="one network's fractions from a cached job")
+    go.add_argument(
+        "--ensemble-from-uncertainty",
+        action="store_true",
+        help="load the ensemble the uncertainty benchmark saved for the task and seed instead of training it",
+    )
     sub.add_parser("report", help="summarise the cache and print the uncertainty page's table")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.tasks, args.seeds, args.members, args.reuse_one)
+        run(args.tasks, args.seeds, args.members, args.reuse_one, args.ensemble_from_uncertainty)
         return
     print(markdown(report()))
 

@@ -47,6 +47,8 @@ RESULTS = HERE / "results"
 CACHE = RESULTS / "uncertainty_jobs"
 MODELS = CACHE / "models"
 TABLE = RESULTS / "uncertainty.csv"
+#: The seed-spread benchmark's table (``python -m benchmarks.seed_spread``): the spread of each fraction over seeds.
+SEED_SPREAD = RESULTS / "seed_spread.csv"
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 MEMBERS = 4
 #: How the ensemble's members are trained (recorded per row; rows without it predate the change to the members' sum,
@@ -290,6 +292,34 @@ def _provenance(ensemble: pd.DataFrame) -> list[str]:
     return [line for text in lines for line in (text, "")]
 
 
+def _fraction_spread() -> dict[tuple[str, str], pd.Series]:
+    """Per task, the seed-spread benchmark's row of the package's ensemble (:data:`MEMBERS` members, members' data
+    :data:`MEMBER_DATA`): its fraction sd over seeds against one network's and against its members' read alone."""
+    if not SEED_SPREAD.exists():
+        return {}
+    t = pd.read_csv(SEED_SPREAD)
+    t = t[(t["members"] == MEMBERS) & (t.get("member_data", "shared") == MEMBER_DATA)]
+    return {(r["scenario"], r["task"]): r for _, r in t.iterrows()}
+
+
+def _fraction_spread_sentence(rows: list[pd.Series]) -> str:
+    """What the seed-spread rows of the page's tasks say (empty without any)."""
+    if not rows:
+        return ""
+    one = np.array([r["fraction_sd_ensemble"] / r["fraction_sd_one"] for r in rows])
+    alone = np.array([r["fraction_sd_ensemble"] / r["fraction_sd_member_alone"] for r in rows])
+    seeds = sorted({int(r["seeds"]) for r in rows})
+    return (
+        f"Per sample and label, the spread a user reads (`python -m benchmarks.seed_spread`: these tasks' ensembles "
+        f"and one network trained at the same seeds, {' or '.join(map(str, seeds))} seeds; column *fraction sd "
+        f"ratio*): the ensemble's fraction sd is at most half of one network's on **{int((one <= 0.5).sum())} of "
+        f"{len(rows)}** tasks (ratios {one.min():.2f}-{one.max():.2f}, median {np.median(one):.2f}) and at most half "
+        f"of its members' read alone on {int((alone <= 0.5).sum())} (median {np.median(alone):.2f}). 4 members that "
+        "err independently reach 0.5 on average, so over a few seeds about half of such tasks read above it; the "
+        "uncertainty page, *How much the ensemble narrows the fractions*, has the full table."
+    )
+
+
 def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
     """The benchmark page's section on the intervals and the ensemble (empty without the tracked table)."""
     if not TABLE.exists():
@@ -300,6 +330,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         return []
     reliability_plot(t, static / "reliability.png")
     rows, spread, sources = [], [], set()
+    fraction_spread, fraction_rows = _fraction_spread(), []
     n_cov = n_acc = n_spread = n_spread_tasks = 0
     current = [0, 0, 0, 0, 0]  # tasks measured with the package's members; of them in band, >= one; spread: of, halved
     for (scenario, task), g in t.groupby(["scenario", "task"], sort=False):
@@ -330,7 +361,16 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
             if now:
                 current[3] += 1
                 current[4] += ratio <= 0.5
-            spread.append(f"| {scenario} | {task} | {single.std(ddof=1):.4f} | {ens.std(ddof=1):.4f} | {ratio:.2f} |")
+            by_fraction = fraction_spread.get((scenario, task))
+            cell = ""
+            if by_fraction is not None:
+                fraction_rows.append(by_fraction)
+                ratio_one = by_fraction["fraction_sd_ensemble"] / by_fraction["fraction_sd_one"]
+                ratio_alone = by_fraction["fraction_sd_ensemble"] / by_fraction["fraction_sd_member_alone"]
+                cell = f"{ratio_one:.2f} / {ratio_alone:.2f} ({int(by_fraction['seeds'])})"
+            spread.append(
+                f"| {scenario} | {task} | {single.std(ddof=1):.4f} | {ens.std(ddof=1):.4f} | {ratio:.2f} | {cell} |"
+            )
     n = t.groupby(["scenario", "task"]).ngroups
     lines = [
         "",
@@ -350,14 +390,11 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "from the band's middle.",
         "",
         f"Measured: coverage within 80-95 % on every seed on **{n_cov} of {n}** tasks; the ensemble at least as "
-        f"accurate as one network (mean and worst seed) on **{n_acc} of {n}**; its spread over seeds at most half of "
-        f"one network's on **{n_spread} of {n_spread_tasks}**. An sd over 3 seeds is itself uncertain: an ensemble "
-        "whose sd is truly half of one network's shows a ratio of at most 0.5 on only half of the tasks, and 4 "
-        "members that err independently reach 0.5 at best. Over 6 seeds, per sample and label, the package's 4 "
-        "members (which share nothing random since 2026-12-05) cut the spread of the fractions to 0.51 and 0.48 of "
-        "one network's on bone marrow and kidney replicate 3, and to 0.71 on kidney replicate 1, where one network "
-        "varied less than the members do alone (`python -m benchmarks.seed_spread`; uncertainty page, *How much the "
-        "ensemble narrows the fractions*).",
+        f"accurate as one network (mean and worst seed) on **{n_acc} of {n}**; the spread of its pooled CCC over "
+        f"seeds at most half of one network's on **{n_spread} of {n_spread_tasks}**. An sd over 3 seeds is itself "
+        "uncertain: an ensemble whose sd is truly half of one network's shows a ratio of at most 0.5 on only half of "
+        "the tasks, and 4 members that err independently reach 0.5 at best.",
+        *(["", _fraction_spread_sentence(fraction_rows)] if fraction_rows else []),
         "",
         *(
             [
@@ -378,10 +415,12 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
     if spread:
         lines += [
             "",
-            "Spread of the pooled CCC over seeds (target: the ensemble's at most half of one network's):",
+            "Spread over seeds (target: the ensemble's at most half of one network's). Pooled CCC: its sd over the "
+            "seeds above; *fraction sd ratio*: per sample and label, the ensemble's sd over seeds over one network's "
+            "/ over its members' read alone (seeds), from the seed-spread benchmark:",
             "",
-            "| scenario | task | sd one network | sd ensemble | ratio |",
-            "|---|---|---|---|---|",
+            "| scenario | task | CCC sd one network | CCC sd ensemble | CCC sd ratio | fraction sd ratio (seeds) |",
+            "|---|---|---|---|---|---|",
             *spread,
         ]
     lines += [

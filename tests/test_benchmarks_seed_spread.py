@@ -43,3 +43,31 @@ def test_shared_part_is_zero_for_independent_members_and_one_for_identical_ones(
     assert abs(shared_part(half) - 0.5) < 0.1
     # averaging 4 independent members halves the sd of each value over seeds
     assert abs(fraction_sd(independent.mean(axis=1)) / fraction_sd(independent[:, 0]) - 0.5) < 0.06
+
+
+def test_an_ensemble_saved_by_the_uncertainty_benchmark_is_read_as_trained_and_not_trained_again(tmp_path, monkeypatch):
+    import json
+
+    from benchmarks import seed_spread, uncertainty
+
+    ref, bulk = reference_and_bulk()
+    task = Task("synthetic", "halves", ref, "cell_type", bulk, bulk.obsm["fractions"])
+    monkeypatch.setattr(uncertainty, "CACHE", tmp_path)
+    monkeypatch.setattr(uncertainty, "MODELS", tmp_path / "models")
+    assert seed_spread.saved_ensemble(task, 0, 2) is None  # nothing saved
+
+    trained = seed_spread._train(task, 0, 2, **FAST)
+    trained.save(uncertainty.model_dir("synthetic", 0, 2, "halves"))
+    rows = tmp_path / "synthetic__0__m2.json"
+    rows.write_text(json.dumps([{"task": "halves", "seconds": 12.5, "member_data": "shared"}]))
+    assert seed_spread.saved_ensemble(task, 0, 2) is None  # a row of the members from before is not the package's
+    rows.write_text(json.dumps([{"task": "halves", "seconds": 12.5, "member_data": seed_spread.MEMBER_DATA}]))
+    saved = seed_spread.saved_ensemble(task, 0, 2)
+    assert saved is not None and saved[1] == 12.5
+
+    one = (np.zeros(task.truth.shape), 3.0)
+    arrays = run_task(task, 0, 2, one=one, ensemble=saved)
+    assert arrays["seconds"].tolist() == [3.0, 12.5]  # neither was trained: both times are the ones given
+    expected = trained.get_fractions()[list(task.truth.columns)].to_numpy()
+    np.testing.assert_allclose(arrays["ensemble"], expected, atol=1e-6)
+    np.testing.assert_allclose(arrays["shared_gains"].mean(axis=0), arrays["ensemble"], atol=1e-5)

@@ -176,3 +176,39 @@ def test_merge_rows_keeps_the_rows_of_models_not_rerun(tmp_path):
     merged = merge_rows(new, path).set_index("task")["v"]
     assert merged.to_dict() == {"b": 2, "a": 3}
     assert merge_rows(new, tmp_path / "missing.csv") is new
+
+
+def test_report_shows_the_fraction_spread_of_the_current_ensemble_beside_the_ccc_spread(tmp_path, monkeypatch):
+    current = {"member_loss": "sum", "member_data": "own"}
+    rows = [
+        *[_row(t, k, 4, 0.9 + 0.001 * k, 0.88) | current for t in "ab" for k in range(3)],
+        *[_row(t, k, 1, 0.85 + 0.02 * k, 0.9) for t in "ab" for k in range(3)],
+    ]
+    table = tmp_path / "uncertainty.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    spread = tmp_path / "seed_spread.csv"
+
+    def sd(task, seeds, ensemble, alone, member_data="own", members=4):
+        key = {"scenario": "s", "task": task, "seeds": seeds, "members": members, "member_data": member_data}
+        return key | {"fraction_sd_one": 0.02, "fraction_sd_ensemble": ensemble, "fraction_sd_member_alone": alone}
+
+    pd.DataFrame(
+        [
+            sd("a", 3, 0.009, 0.02),
+            sd("b", 6, 0.012, 0.03),
+            sd("a", 6, 0.001, 0.02, member_data="shared"),  # other ensembles than the package's: never shown
+            sd("b", 6, 0.001, 0.02, members=8),
+        ]
+    ).to_csv(spread, index=False)
+    monkeypatch.setattr(uncertainty, "TABLE", table)
+    monkeypatch.setattr(uncertainty, "SEED_SPREAD", spread)
+    text = "\n".join(uncertainty.report_lines(pd.DataFrame(), tmp_path))
+    assert "| s | a | 0.0200 | 0.0010 | 0.05 | 0.45 / 0.45 (3) |" in text
+    assert "| s | b | 0.0200 | 0.0010 | 0.05 | 0.60 / 0.40 (6) |" in text
+    assert "3 or 6 seeds" in text
+    assert "at most half of one network's on **1 of 2** tasks (ratios 0.45-0.60, median 0.52)" in text
+    assert "at most half of its members' read alone on 2 (median 0.42)" in text
+
+    monkeypatch.setattr(uncertainty, "SEED_SPREAD", tmp_path / "none.csv")
+    text = "\n".join(uncertainty.report_lines(pd.DataFrame(), tmp_path))
+    assert "fraction sd is at most half" not in text and "| 0.05 |  |" in text
