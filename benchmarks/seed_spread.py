@@ -309,6 +309,10 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
                 "shared part (own gains / ensemble's gains)": (
                     f"{r['shared_part_own_gains']:.2f} / {r['shared_part_shared_gains']:.2f}"
                 ),
+                "seconds, one network / ensemble (ratio)": (
+                    f"{r['seconds_one']:.0f} / {r['seconds_ensemble']:.0f} "
+                    f"({r['seconds_ensemble'] / r['seconds_one']:.1f}x)"
+                ),
             }
         )
     return pd.DataFrame(rows)

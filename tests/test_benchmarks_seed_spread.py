@@ -29,6 +29,8 @@ def test_the_members_read_through_the_shared_gains_average_to_the_ensembles_esti
     assert 0 < row["fraction_sd_ensemble"] and 0 < row["fraction_sd_one"]
     shown = table(pd.DataFrame([row]))
     assert "±" in shown.iloc[0]["CCC ensemble"] and shown.iloc[0]["task"] == "synthetic: halves"
+    one, ensemble = row["seconds_one"], row["seconds_ensemble"]
+    assert shown.iloc[0]["seconds, one network / ensemble (ratio)"].endswith(f"({ensemble / one:.1f}x)")
     lines = markdown(shown).splitlines()
     assert len(lines) == 3 and lines[1].count("---") == shown.shape[1]
 
