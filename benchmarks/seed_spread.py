@@ -48,9 +48,9 @@ from decode_omics.metrics import ccc
 
 RESULTS = Path(__file__).parent / "results" / "seed_spread.csv"
 CACHE = Path(__file__).parent / "results" / "seed_spread_jobs"
-#: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
 #: How the package's ensemble members are trained now (``"shared"``: cached jobs from before 2026-12-05).
 MEMBER_DATA = "own"
+#: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
 TASKS = (
     "kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "tscp_states",
     "cellbench:0", "cellbench:1", "proteomics:0", "proteomics:1",

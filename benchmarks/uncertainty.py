@@ -315,8 +315,9 @@ def _fraction_spread_sentence(rows: list[pd.Series]) -> str:
         f"ratio*): the ensemble's fraction sd is at most half of one network's on **{int((one <= 0.5).sum())} of "
         f"{len(rows)}** tasks (ratios {one.min():.2f}-{one.max():.2f}, median {np.median(one):.2f}) and at most half "
         f"of its members' read alone on {int((alone <= 0.5).sum())} (median {np.median(alone):.2f}). 4 members that "
-        "err independently reach 0.5 on average, so over a few seeds about half of such tasks read above it; the "
-        "uncertainty page, *How much the ensemble narrows the fractions*, has the full table."
+        "err independently reach 0.5 on average, so over a few seeds about half of such tasks read above it; members "
+        "that share part of their error stay above it. The uncertainty page, *How much the ensemble narrows the "
+        "fractions*, has the full table, with the part the members share."
     )
 
 
