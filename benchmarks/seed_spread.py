@@ -58,18 +58,26 @@ TASKS = (
 )  # fmt: skip
 
 
+def _registered(task):
+    """The task's reference and bulk, light copies registered with DECODE."""
+    from decode_omics.model import DECODE
+
+    from .methods import _lightweight
+
+    ref = _lightweight(task.reference, None, task.labels_key)
+    bulk = _lightweight(task.bulk, None)
+    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
+    DECODE.setup_anndata(bulk, scale=task.scale)
+    return ref, bulk
+
+
 def _train(task, seed: int, n_members: int, **train_kwargs):
     import scvi
 
     from decode_omics.model import DECODE
 
-    from .methods import _lightweight
-
     scvi.settings.seed = seed
-    ref = _lightweight(task.reference, None, task.labels_key)
-    bulk = _lightweight(task.bulk, None)
-    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
-    DECODE.setup_anndata(bulk, scale=task.scale)
+    ref, bulk = _registered(task)
     model = DECODE(ref, bulk, mode=task.mode, n_members=n_members)
     model.train(**({"enable_progress_bar": False} | train_kwargs))
     return model
@@ -116,7 +124,6 @@ def saved_ensemble(task, seed: int, n_members: int):
     from decode_omics.model import DECODE
 
     from . import uncertainty
-    from .methods import _lightweight
 
     path = uncertainty.model_dir(task.scenario, seed, n_members, task.name)
     rows = uncertainty.CACHE / f"{task.scenario}__{seed}__m{n_members}.json"
@@ -125,10 +132,7 @@ def saved_ensemble(task, seed: int, n_members: int):
     row = next((r for r in json.loads(rows.read_text()) if r["task"] == task.name), None)
     if row is None or row.get("member_data") != MEMBER_DATA:
         return None
-    ref = _lightweight(task.reference, None, task.labels_key)
-    bulk = _lightweight(task.bulk, None)
-    DECODE.setup_anndata(ref, labels_key=task.labels_key, scale=task.scale)
-    DECODE.setup_anndata(bulk, scale=task.scale)
+    ref, bulk = _registered(task)
     return DECODE.load(path, reference=ref, bulk=bulk), float(row["seconds"])
 
 
