@@ -19,9 +19,11 @@ seed-to-seed variance that the members of one ensemble have in common (0: they e
 ``n`` of them divides the variance by ``n``; 1: they err alike). Transductive, like every DECODE figure: the models see
 the unlabelled bulk they score; the truth scores, it fits nothing.
 
-The ensemble is the package's as it is at the run: since 2026-12-05 its members share nothing random (own initial
-weights, input scaling and pseudo-tissues; ``member_data = "own"``); jobs from before, whose members shared the
-pseudo-tissue batches and the input transform, are kept and reported as ``"shared"``. One network has not changed:
+The ensemble is the package's as it is at the run: since 2026-12-06 its members share nothing random (own initial
+weights, input scaling, and pseudo-tissues drawn apart with their own artificial noise cells; ``member_data =
+"own-draws"``); jobs from before are kept and reported as ``"own"`` (members whose pseudo-tissues were rows of one
+draw per epoch, sharing its noise cells) and ``"shared"`` (members that also shared the pseudo-tissue batches and the
+input transform). One network has not changed:
 ``--reuse-one`` takes its fractions and time from a cached job of the same task and seed instead of training it
 again (the run prints whether a job that trains it anew matches the cache). ``--ensemble-from-uncertainty`` loads the
 ensemble the uncertainty benchmark saved for the same task and seed instead of training it: the same code, seed and
@@ -46,10 +48,13 @@ import pandas as pd
 
 from decode_omics.metrics import ccc
 
+from . import uncertainty
+
 RESULTS = Path(__file__).parent / "results" / "seed_spread.csv"
 CACHE = Path(__file__).parent / "results" / "seed_spread_jobs"
-#: How the package's ensemble members are trained now (``"shared"``: cached jobs from before 2026-12-05).
-MEMBER_DATA = "own"
+#: How the package's ensemble members are trained now (the uncertainty benchmark's label; older cached jobs keep
+#: theirs: ``"own"`` before 2026-12-06, ``"shared"`` before 2026-12-05).
+MEMBER_DATA = uncertainty.MEMBER_DATA
 #: ``--tasks`` names: scenario, and after a colon the index of the task within it (default 0).
 TASKS = (
     "kidney:0", "kidney:1", "kidney:2", "bone_marrow", "pbmc_real:0", "pbmc_real:1", "tscp_states",
@@ -122,8 +127,6 @@ def saved_ensemble(task, seed: int, n_members: int):
     import json
 
     from decode_omics.model import DECODE
-
-    from . import uncertainty
 
     path = uncertainty.model_dir(task.scenario, seed, n_members, task.name)
     rows = uncertainty.CACHE / f"{task.scenario}__{seed}__m{n_members}.json"
@@ -301,7 +304,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": f"{r['scenario']}: {r['task']}",
                 "members": int(r["members"]),
-                "members' pseudo-tissues and scaling": r.get("member_data", "shared"),
+                "members' data and stopping": r.get("member_data", "shared"),
                 "seeds": int(r["seeds"]),
                 "CCC one network": ccc_cell(r, "one"),
                 "CCC ensemble": ccc_cell(r, "ensemble"),

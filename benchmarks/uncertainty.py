@@ -54,10 +54,18 @@ MEMBERS = 4
 #: How the ensemble's members are trained (recorded per row; rows without it predate the change to the members' sum,
 #: under which Adam's coupled weight decay acted n_members times as strongly as on one network).
 MEMBER_LOSS = "sum"
-#: What the ensemble's members share (recorded per row): ``"own"``, nothing random (own initial weights, input scaling
-#: and pseudo-tissues; the package since 2026-12-05); rows without it (``"shared"``) were trained when every member
-#: took the same pseudo-tissue batches and one input transform.
-MEMBER_DATA = "own"
+#: What the ensemble's members share (recorded per row): ``"own-draws"``, nothing random (own initial weights, input
+#: scaling, and pseudo-tissues drawn apart, each draw with its own artificial noise cells; the package since
+#: 2026-12-06); the older ensembles are described in :data:`OLDER_MEMBERS`.
+MEMBER_DATA = "own-draws"
+#: Rows of older ensembles, by their ``member_data`` (rows without it are ``"shared"``): how their members were trained.
+OLDER_MEMBERS = {
+    "shared": "every member trained on the same pseudo-tissue batches through one input transform",
+    "own": (
+        "each member trained on pseudo-tissues of its own, but rows of one draw per epoch, whose noisy views "
+        "took their artificial noise cells from one set of 64 that every member shared (2026-12-05)"
+    ),
+}
 #: Scenarios with truth, real cohorts first.
 SCENARIOS = ("pbmc_real", "cellbench", "kidney", "bone_marrow", "proteomics", "unknown", "tscp_states", "cellmix")
 
@@ -268,15 +276,16 @@ def _provenance(ensemble: pd.DataFrame) -> list[str]:
     old = int((loss != MEMBER_LOSS).sum())
     commit = ensemble["commit"] if "commit" in ensemble.columns else pd.Series(np.nan, index=ensemble.index)
     undated = int(commit.isna().sum())
-    shared = int((_member_data(ensemble) != MEMBER_DATA).sum())
     lines = []
-    if shared:
-        lines.append(
-            f"*{shared} of the {len(ensemble)} ensemble rows (members' data *shared* below) were measured when every "
-            "member trained on the same pseudo-tissue batches through one input transform; the package's members now "
-            "share nothing random (own scaling and pseudo-tissues). Those rows are due for a rerun "
-            "(`python -m benchmarks.uncertainty run --rerun`).*"
-        )
+    member_data = _member_data(ensemble)
+    for label, how in OLDER_MEMBERS.items():
+        older = int((member_data == label).sum())
+        if older:
+            lines.append(
+                f"*{older} of the {len(ensemble)} ensemble rows (members *{label}* below) were measured when {how}; "
+                f"the package's members (*{MEMBER_DATA}*) share nothing random. Those rows are due for a rerun "
+                "(`python -m benchmarks.uncertainty run --rerun`).*"
+            )
     if old:
         lines.append(
             f"*{old} of the {len(ensemble)} ensemble rows were measured when the members were trained on their mean "
@@ -399,7 +408,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "",
         *(
             [
-                f"Of the {current[0]} tasks measured with the package's current members (members' data *own*): "
+                f"Of the {current[0]} tasks measured with the package's current members (*{MEMBER_DATA}*): "
                 f"coverage in band on **{current[1]}**, the ensemble at least as accurate as one network on "
                 f"**{current[2]}**, its spread at most half on **{current[4]} of {current[3]}**.",
                 "",
@@ -409,7 +418,7 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         ),
         *_provenance(t),
         "| scenario | task | seeds | CCC one network | CCC ensemble | ensemble >= one | coverage of 90 % intervals "
-        "(furthest seed) | mean width | constant width | in 80-95 % | seconds (ensemble) | members' data |",
+        "(furthest seed) | mean width | constant width | in 80-95 % | seconds (ensemble) | members |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]

@@ -59,20 +59,23 @@ def test_report_prefers_main_benchmark_rows_when_own_single_rows_miss_seeds(tmp_
     assert "mean loss" not in text
 
 
-def test_report_says_which_rows_predate_members_that_share_nothing(tmp_path, monkeypatch):
+def test_report_says_which_rows_predate_the_packages_members(tmp_path, monkeypatch):
+    current = uncertainty.MEMBER_DATA
     rows = [
-        *[_row("a", k, 4, 0.9, 0.88) | {"member_loss": "sum", "member_data": "own"} for k in range(3)],
+        *[_row("a", k, 4, 0.9, 0.88) | {"member_loss": "sum", "member_data": current} for k in range(3)],
         *[_row("b", k, 4, 0.9, 0.99) | {"member_loss": "sum"} for k in range(3)],  # before the column: shared
-        *[_row(t, k, 1, 0.85 + 0.02 * k, 0.9) for t in "ab" for k in range(3)],
+        *[_row("c", k, 4, 0.9, 0.99) | {"member_loss": "sum", "member_data": "own"} for k in range(3)],
+        *[_row(t, k, 1, 0.85 + 0.02 * k, 0.9) for t in "abc" for k in range(3)],
     ]
     table = tmp_path / "uncertainty.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     monkeypatch.setattr(uncertainty, "TABLE", table)
     text = "\n".join(uncertainty.report_lines(pd.DataFrame(), tmp_path))
-    assert "*3 of the 6 ensemble rows (members' data *shared* below)" in text
-    assert "Of the 1 tasks measured with the package's current members" in text
+    assert "*3 of the 9 ensemble rows (members *shared* below) were measured when every member trained" in text
+    assert "*3 of the 9 ensemble rows (members *own* below) were measured when each member trained on" in text
+    assert f"Of the 1 tasks measured with the package's current members (*{current}*)" in text
     assert "coverage in band on **1**, the ensemble at least as accurate as one network on **1**" in text
-    assert "| 10 | own |" in text and "| 10 | shared |" in text
+    assert f"| 10 | {current} |" in text and "| 10 | shared |" in text and "| 10 | own |" in text
 
 
 def test_report_is_empty_without_ensemble_rows(tmp_path, monkeypatch):
@@ -179,7 +182,7 @@ def test_merge_rows_keeps_the_rows_of_models_not_rerun(tmp_path):
 
 
 def test_report_shows_the_fraction_spread_of_the_current_ensemble_beside_the_ccc_spread(tmp_path, monkeypatch):
-    current = {"member_loss": "sum", "member_data": "own"}
+    current = {"member_loss": "sum", "member_data": uncertainty.MEMBER_DATA}
     rows = [
         *[_row(t, k, 4, 0.9 + 0.001 * k, 0.88) | current for t in "ab" for k in range(3)],
         *[_row(t, k, 1, 0.85 + 0.02 * k, 0.9) for t in "ab" for k in range(3)],
@@ -188,7 +191,7 @@ def test_report_shows_the_fraction_spread_of_the_current_ensemble_beside_the_ccc
     pd.DataFrame(rows).to_csv(table, index=False)
     spread = tmp_path / "seed_spread.csv"
 
-    def sd(task, seeds, ensemble, alone, member_data="own", members=4):
+    def sd(task, seeds, ensemble, alone, member_data=uncertainty.MEMBER_DATA, members=4):
         key = {"scenario": "s", "task": task, "seeds": seeds, "members": members, "member_data": member_data}
         return key | {"fraction_sd_one": 0.02, "fraction_sd_ensemble": ensemble, "fraction_sd_member_alone": alone}
 
@@ -197,6 +200,7 @@ def test_report_shows_the_fraction_spread_of_the_current_ensemble_beside_the_ccc
             sd("a", 3, 0.009, 0.02),
             sd("b", 6, 0.012, 0.03),
             sd("a", 6, 0.001, 0.02, member_data="shared"),  # other ensembles than the package's: never shown
+            sd("b", 3, 0.001, 0.02, member_data="own"),
             sd("b", 6, 0.001, 0.02, members=8),
         ]
     ).to_csv(spread, index=False)

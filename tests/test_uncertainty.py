@@ -316,3 +316,40 @@ def test_each_member_learns_as_if_trained_alone(ensemble):
     plan._network_losses(member, batch, train=True)["loss"].backward()
     whole = [p.grad.clone() for p in member.parameters() if p.grad is not None]
     assert any(not torch.allclose(a, b) for a, b in zip(whole, from_ensemble, strict=True))
+
+
+def test_each_member_trains_on_a_draw_of_its_own(ensemble):
+    """Every epoch draws each member's pseudo-tissues, and the artificial noise cells of their noisy views, apart:
+    member i's rows of every batch (i, i + n, ...) are exactly its own draw, and no two members share noise cells."""
+    from decode_omics.model._pseudotissues import TrainingBatches
+
+    sampler = ensemble._sampler
+    draws, noise_pools = [], []
+    original_sample, original_noise = sampler.sample, sampler.generator.noise_cells
+
+    def sample(n, rng, absolute=False, views=True):
+        out = original_sample(n, rng, absolute, views)
+        draws.append(out)
+        return out
+
+    def noise_cells(rng, n, cells=None):
+        out = original_noise(rng, n, cells)
+        noise_pools.append(out)
+        return out
+
+    sampler.sample, sampler.generator.noise_cells = sample, noise_cells
+    try:
+        loader = TrainingBatches(sampler, 3 * 40, 3 * 16, seed=0, n_members=3)
+        batches = list(loader)
+    finally:
+        del sampler.sample, sampler.generator.noise_cells
+    assert len(draws) == 3 and len(noise_pools) == 3 and len(batches) == len(loader) == 3
+    assert not any(np.array_equal(noise_pools[i], noise_pools[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    for i, draw in enumerate(draws):
+        seen = torch.cat([b["x1"][i::3] for b in batches]).numpy()
+        assert seen.shape == draw["x1"].shape
+        # the same rows, in the member's own random order
+        np.testing.assert_array_equal(np.sort(seen, axis=0), np.sort(draw["x1"], axis=0))
+        assert not np.array_equal(seen, draw["x1"])
+    with pytest.raises(ValueError, match="multiples of n_members"):
+        TrainingBatches(sampler, 100, 48, seed=0, n_members=3)

@@ -4,7 +4,8 @@ One network's fractions of a real bulk sample move with the seed (different init
 scaling learn different functions away from the pseudo-tissues they were trained on). :class:`DECODEEnsemble` holds
 ``n_members`` :class:`~decode_omics.model.DECODEModule` networks, trained in one process, that share nothing random:
 each has its own initial weights, its own input transform (scaling fitted on its own sample of pseudo-tissues) and
-its own pseudo-tissues (every training step draws one batch per member, see
+its own pseudo-tissues, drawn apart from the others' with artificial noise cells of its own (every training step
+holds one batch per member, see :class:`~decode_omics.model._pseudotissues.TrainingBatches` and
 :class:`~decode_omics.model.DECODETrainingPlan`). Members that share a source of randomness share its error, which
 averaging cannot remove (measured over 6 seeds on three tasks: members that shared their batches and input transform
 left 0.56-0.67 of one network's seed-to-seed spread of the fractions, members that share nothing 0.48-0.71, and

@@ -40,7 +40,7 @@ def fit_network(model, settings: TrainSettings) -> bool:
     # an ensemble's members each train on pseudo-tissues of their own: the loaders draw n_members times as many, and
     # the plan hands member i every n-th sample of each batch
     k = len(members(model.module))
-    train_dl = TrainingBatches(model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, unknown_view)
+    train_dl = TrainingBatches(model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, unknown_view, k)
     val_dl = ValidationBatches(model._sampler, k * s.n_validation, k * s.batch_size, seed, unknown_view)
     if trainer_kwargs.get("strategy") == "ddp":
         # stages that are switched off (discriminator, unknown head) hold parameters no loss uses

@@ -131,6 +131,10 @@ class TrainingBatches:
     Under data-parallel training (``strategy="ddp"``) every process draws its own ``1 / n_processes`` share of the
     epoch's pseudo-tissues, in batches of ``batch_size / n_processes``, and its own bulk batches, from a stream
     seeded by ``(seed, epoch, rank)``.
+
+    For an ensemble of ``n_members`` networks, every member's share of the epoch (``n_per_epoch / n_members``) is a
+    draw of its own (:meth:`PseudoTissueSampler.sample`, with its own artificial noise cells), and row ``j * n_members
+    + i`` of every batch is member ``i``'s: member ``i`` takes rows ``i, i + n_members, ...``.
     """
 
     def __init__(
@@ -141,8 +145,15 @@ class TrainingBatches:
         seed: int,
         bulk: np.ndarray | None = None,
         absolute: bool = False,
+        n_members: int = 1,
     ):
+        if n_per_epoch % n_members or batch_size % n_members:
+            raise ValueError(
+                f"n_per_epoch ({n_per_epoch}) and batch_size ({batch_size}) must be multiples of n_members "
+                f"({n_members})."
+            )
         self.sampler = sampler
+        self.n_members = n_members
         self.n_per_epoch = n_per_epoch
         self.batch_size = batch_size
         self.seed = seed
@@ -151,15 +162,16 @@ class TrainingBatches:
         self.epoch = 0
 
     def _n_local(self) -> int:
-        """Pseudo-tissues this process draws per epoch: an equal share under data-parallel training."""
+        """Pseudo-tissues this process draws per epoch and member: an equal share under data-parallel training."""
         _, world = _rank_and_world()
-        return int(np.ceil(self.n_per_epoch / world))
+        return int(np.ceil(self.n_per_epoch / self.n_members / world))
 
     def _local_batch(self) -> int:
-        """Batch size per process: the global batch (``batch_size``) split over the processes, so one step of
-        ``n`` processes sees as many pseudo-tissues as one step of a single process, and an epoch has as many steps."""
+        """Batch size per process and member: the global batch (``batch_size / n_members`` per member) split over the
+        processes, so one step of ``n`` processes sees as many pseudo-tissues as one step of a single process, and an
+        epoch has as many steps."""
         _, world = _rank_and_world()
-        return int(np.ceil(self.batch_size / world))
+        return int(np.ceil(self.batch_size / self.n_members / world))
 
     def __len__(self) -> int:
         return int(np.ceil(self._n_local() / self._local_batch()))
@@ -171,14 +183,19 @@ class TrainingBatches:
         # number of processes, and no two processes draw the same pseudo-tissues
         rng = np.random.default_rng([self.seed, self.epoch] if world == 1 else [self.seed, self.epoch, rank])
         self.epoch += 1
-        data = {k: torch.as_tensor(v) for k, v in self.sampler.sample(n, rng, self.absolute).items()}
-        order = torch.as_tensor(rng.permutation(n))
+        # one draw per member (its own pseudo-tissues and noise cells), each in its own random order
+        draws = [self.sampler.sample(n, rng, self.absolute) for _ in range(self.n_members)]
+        data = {k: torch.stack([torch.as_tensor(d[k]) for d in draws], dim=1) for k in draws[0]}
+        order = torch.as_tensor(np.stack([rng.permutation(n) for _ in range(self.n_members)], axis=1))
+        members = torch.arange(self.n_members)
         batch_size = self._local_batch()
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            batch = {k: v[idx] for k, v in data.items()}
+            # row j * n_members + i: member i's j-th pseudo-tissue of the batch
+            batch = {k: v[idx, members].flatten(0, 1) for k, v in data.items()}
             if self.bulk is not None:
-                batch["bulk"] = self.bulk[torch.as_tensor(rng.integers(0, self.bulk.shape[0], idx.numel()))]
+                rows = rng.integers(0, self.bulk.shape[0], idx.numel())
+                batch["bulk"] = self.bulk[torch.as_tensor(rows)]
             yield batch
 
 
