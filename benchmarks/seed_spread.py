@@ -304,7 +304,7 @@ def table(results: pd.DataFrame) -> pd.DataFrame:
             {
                 "task": f"{r['scenario']}: {r['task']}",
                 "members": int(r["members"]),
-                "members' data and stopping": r.get("member_data", "shared"),
+                "members' data": r.get("member_data", "shared"),
                 "seeds": int(r["seeds"]),
                 "CCC one network": ccc_cell(r, "one"),
                 "CCC ensemble": ccc_cell(r, "ensemble"),
