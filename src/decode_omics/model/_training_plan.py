@@ -44,10 +44,10 @@ class DECODETrainingPlan(pl.LightningModule):
     An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on its own part of the batch (member
     ``i`` takes samples ``i, i + n, ...``; the loaders draw ``n_members`` times a single network's batch, so each member
     sees a batch of a single network's size, of pseudo-tissues no other member sees, drawn apart with noise cells of its
-    own), each with its own input noise,
-    dropout, feature gains and discriminator; every logged loss is the members' average, and so is the validation
-    loss that early stopping watches. The loss optimised is the members' sum, so that each member's gradient is the one
-    it would get if trained alone (with a mean, Adam's coupled weight decay would act ``n_members`` times as strongly).
+    own), each with its own input noise, dropout, feature gains and discriminator; every logged loss is the members'
+    average, and so is the validation loss that early stopping watches. The loss optimised is the members' sum, so
+    that each member's gradient is the one it would get if trained alone (with a mean, Adam's coupled weight decay
+    would act ``n_members`` times as strongly).
 
     Parameters
     ----------
