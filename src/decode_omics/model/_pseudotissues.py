@@ -194,8 +194,7 @@ class TrainingBatches:
             # row j * n_members + i: member i's j-th pseudo-tissue of the batch
             batch = {k: v[idx, members].flatten(0, 1) for k, v in data.items()}
             if self.bulk is not None:
-                rows = rng.integers(0, self.bulk.shape[0], idx.numel())
-                batch["bulk"] = self.bulk[torch.as_tensor(rows)]
+                batch["bulk"] = self.bulk[torch.as_tensor(rng.integers(0, self.bulk.shape[0], idx.numel()))]
             yield batch
 
 
