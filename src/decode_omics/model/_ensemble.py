@@ -9,7 +9,7 @@ holds one batch per member, see :class:`~decode_omics.model._pseudotissues.Train
 :class:`~decode_omics.model.DECODETrainingPlan`). Members that share a source of randomness share its error, which
 averaging cannot remove (measured on the uncertainty page: members that shared their batches and input transform
 left 0.56-0.67 of one network's seed-to-seed spread of the fractions over 6 seeds on three tasks; members whose own
-pseudo-tissues were rows of one draw, sharing its noise cells, 0.48-0.72 on 16 tasks, where up to 0.28 of a member's
+pseudo-tissues were rows of one draw, sharing its noise cells, 0.36-0.72 on 16 tasks, where up to 0.28 of a member's
 variance was shared; members that draw their own 0.34-0.73, median 0.52, on the same 16 tasks over 3 seeds,
 and 0.30-0.71, median 0.50, of their own spread read alone, against 0.5 for four independent members).
 Predictions average the members; :meth:`DECODEEnsemble.member_fractions` gives each member's, from which
