@@ -197,9 +197,14 @@ def test_gains_anchored_in_absolute_mode_keep_the_known_split_where_the_referenc
 
     target = split(truth)
     measured = target.iloc[:8].assign(unknown=truth[missing].iloc[:8])
+    assert model.interval_calibration_["unknown_content_shift"] == CONTENT_SHIFT
+    model.calibrate_intervals(content_shift=1.0)  # a wide prior, which the measured samples narrow
     model.fit_platform_gains(measured)
     anchored = model.get_fractions()
     np.testing.assert_allclose(anchored["unknown"], default["unknown"], atol=1e-6)
+    # the measured known split narrows the known labels' content shift, not the unknown material's
+    calibration = model.interval_calibration_
+    assert calibration["content_shift"] < 1.0 == calibration["unknown_content_shift"], calibration["content_shift"]
     rest = truth.index[8:]
     gap = {name: split(f).loc[rest, label].mean() - target.loc[rest, label].mean()
            for name, f in (("default", default), ("anchored", anchored))}  # fmt: skip

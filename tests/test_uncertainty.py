@@ -264,8 +264,17 @@ def test_content_shift_widens_and_recalibrates_without_training(ensemble):
     # one factor per label and cohort: within a cohort the ratio of two labels' odds is one constant
     ratio = (shifted[:64, 0] / shifted[:64, 1]) / (y[:64, 0] / y[:64, 1])
     np.testing.assert_allclose(ratio, ratio[0])
-    absolute = np.hstack([y * 0.8, np.full((128, 1), 0.2)])  # the unknown keeps its amount
-    assert content_truth(absolute, 0.5, True, np.random.default_rng(1)).shape == absolute.shape
+    # absolute mode: the unknown material draws a factor of its own, as large unless given
+    absolute = np.hstack([y * 0.8, np.full((128, 1), 0.2)])
+    assert content_truth(absolute, 0.0, True, np.random.default_rng(1), unknown_sigma=0.0) is absolute
+    only_unknown = content_truth(absolute, 0.0, True, np.random.default_rng(1), unknown_sigma=0.5)
+    np.testing.assert_allclose(only_unknown[:, 0] / only_unknown[:, 1], y[:, 0] / y[:, 1])  # known split kept
+    cohort_shares = only_unknown[::64, -1]
+    np.testing.assert_allclose(only_unknown[:64, -1], cohort_shares[0])  # one factor per cohort
+    assert not np.allclose(cohort_shares, 0.2) and cohort_shares[0] != cohort_shares[1]
+    both = content_truth(absolute, 0.5, True, np.random.default_rng(1))
+    np.testing.assert_allclose(both.sum(axis=1), 1.0)
+    assert not np.allclose(both[:, -1], 0.2)
 
     model = copy.copy(ensemble)
     weights = {k: v.clone() for k, v in ensemble.module.state_dict().items()}

@@ -24,7 +24,10 @@ calibration therefore runs once after training (:func:`fit_interval_calibration`
    cell type's transcripts or proteins better): the network then reads a label's share of the material, and the
    cell fraction differs from it by a bias no measurement of the bulk alone can tell from composition, and platform
    gains cannot make. Its size is a prior (about 1.35x either way per label): a larger bias of one label, as B cells
-   read 2.5-3x too low on real PBMC, is not covered.
+   read 2.5-3x too low on real PBMC, is not covered. In absolute mode the unknown material draws a factor of its
+   own, as large: what the reference lacks holds no known amount per cell either (a neutrophil or a tumour cell
+   need not hold what the reference's cells hold), and the ``unknown`` share of cells differs from its share of
+   material by as much as a known label's.
 3. **The same pipeline as the bulk.** Each cohort is predicted as the bulk is: platform gains fitted to it from the
    network's first estimates when the model corrects the bulk, then every member's fractions.
 4. **Conformal scores.** Per label, the error of the members' average divided by its scale,
@@ -215,19 +218,24 @@ def _bulk_shift(model, cohorts: _Cohorts, rng: np.random.Generator) -> tuple[flo
     return _match_shift(cohorts, target, rng), f"matched to the registered bulk's misfit {target:.2f}"
 
 
-def content_truth(y: np.ndarray, sigma: float, absolute: bool, rng: np.random.Generator) -> np.ndarray:
+def content_truth(
+    y: np.ndarray, sigma: float, absolute: bool, rng: np.random.Generator, unknown_sigma: float | None = None
+) -> np.ndarray:
     """The cell fractions of held-out cohorts whose labels carry other amounts per cell in the bulk than in the
     reference (step 2 of the module docstring): ``y`` holds the cohorts' fractions of material, :data:`COHORT_SIZE`
-    rows per cohort; each cohort draws one factor ``exp(N(0, sigma^2))`` per known label (the unknown keeps 1), and its
-    cell fractions are the material fractions divided by the factors, renormalised."""
-    if sigma == 0:
+    rows per cohort; each cohort draws one factor ``exp(N(0, sigma^2))`` per known label and, in absolute mode,
+    ``exp(N(0, unknown_sigma^2))`` for the unknown material (``unknown_sigma``: ``sigma`` unless given), and its cell
+    fractions are the material fractions divided by the factors, renormalised."""
+    unknown_sigma = sigma if unknown_sigma is None else unknown_sigma
+    if sigma == 0 and (not absolute or unknown_sigma == 0):
         return y
     out = np.empty_like(y)
     n_known = y.shape[1] - (1 if absolute else 0)
+    sigmas = np.array([sigma] * n_known + ([unknown_sigma] if absolute else []))
     for start in range(0, y.shape[0], COHORT_SIZE):
         block = y[start : start + COHORT_SIZE]
-        factors = np.ones(y.shape[1])
-        factors[:n_known] = np.exp(rng.normal(0.0, sigma, n_known))
+        draw = sigmas * rng.normal(0.0, 1.0, len(sigmas)) if absolute else rng.normal(0.0, sigma, n_known)
+        factors = np.exp(draw)
         cells = block / factors
         out[start : start + COHORT_SIZE] = cells / np.maximum(cells.sum(axis=1, keepdims=True), 1e-12)
     return out
@@ -255,11 +263,15 @@ def calibration_cohorts(model, shift: float | None = None) -> dict:
             "absolute": cohorts.absolute, "columns": columns}  # fmt: skip
 
 
-def conformal_scores(cohorts: dict, content_shift: float = CONTENT_SHIFT) -> dict:
+def conformal_scores(
+    cohorts: dict, content_shift: float = CONTENT_SHIFT, unknown_content_shift: float | None = None
+) -> dict:
     """Step 4 of the module docstring on the output of :func:`calibration_cohorts`, with the cohorts' cell fractions
-    read at ``content_shift`` (:func:`content_truth`): what :attr:`DECODE.interval_calibration_` holds."""
+    read at ``content_shift`` (:func:`content_truth`; the unknown material's at ``unknown_content_shift``, by default
+    the same): what :attr:`DECODE.interval_calibration_` holds."""
     rng = np.random.default_rng([current_seed(), 2026, 1])
-    y = content_truth(cohorts["y"], content_shift, cohorts["absolute"], rng)
+    unknown = content_shift if unknown_content_shift is None else float(unknown_content_shift)
+    y = content_truth(cohorts["y"], content_shift, cohorts["absolute"], rng, unknown)
     estimate, spread = summarise(cohorts["members"])
     half = estimate.shape[0] // 2
     floor = _narrowest_floor(estimate[:half], spread[:half], y[:half])
@@ -268,6 +280,7 @@ def conformal_scores(cohorts: dict, content_shift: float = CONTENT_SHIFT) -> dic
         "shift": cohorts["shift"],
         "shift_from": cohorts["shift_from"],
         "content_shift": float(content_shift),
+        **({"unknown_content_shift": unknown} if cohorts["absolute"] else {}),
         "floor": floor,
         "n_samples": int(y.shape[0]),
         "columns": cohorts["columns"],
@@ -275,16 +288,20 @@ def conformal_scores(cohorts: dict, content_shift: float = CONTENT_SHIFT) -> dic
     }
 
 
-def fit_interval_calibration(model, shift: float | None = None, content_shift: float = CONTENT_SHIFT) -> dict:
+def fit_interval_calibration(
+    model, shift: float | None = None, content_shift: float = CONTENT_SHIFT, unknown_content_shift: float | None = None
+) -> dict:
     """Calibrate the intervals of a trained model (see the module docstring); returns what
-    :attr:`DECODE.interval_calibration_` holds: the platform shift, how it was found, the content shift, and per
-    column the sorted conformal scores. A given ``shift`` replaces the one matched to the bulk (step 1), as the
-    benchmark's ``interval_shift`` diagnosis does; ``content_shift=0`` assumes every label carries the same amount per
-    cell in the bulk as in the reference."""
-    if content_shift < 0:
-        raise ValueError(f"content_shift must be >= 0, got {content_shift!r}.")
+    :attr:`DECODE.interval_calibration_` holds: the platform shift, how it was found, the content shift (in absolute
+    mode also the unknown material's), and per column the sorted conformal scores. A given ``shift`` replaces the one
+    matched to the bulk (step 1), as the benchmark's ``interval_shift`` diagnosis does; ``content_shift=0`` assumes
+    every label carries the same amount per cell in the bulk as in the reference; ``unknown_content_shift`` (default:
+    ``content_shift``) is the unknown material's."""
+    for name, value in (("content_shift", content_shift), ("unknown_content_shift", unknown_content_shift)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}.")
     cohorts = calibration_cohorts(model, shift)
-    calibration = conformal_scores(cohorts, content_shift)
+    calibration = conformal_scores(cohorts, content_shift, unknown_content_shift)
     logger.info(
         f"Intervals calibrated on {calibration['n_samples']} held-out pseudo-tissues, platform shift "
         f"{calibration['shift']:.2f} ({calibration['shift_from']}), content shift {content_shift:.2f}."

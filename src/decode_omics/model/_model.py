@@ -519,7 +519,11 @@ class DECODE(InferenceMixin, BaseModelClass):
             "platform_gains_from": source,
         }
         if self.interval_calibration_ is not None:
-            self.interval_calibration_ = fit_interval_calibration(self, content_shift=content)
+            # measured fractions of the known labels say nothing of the unknown material's amount per cell
+            unknown = calibration.get("unknown_content_shift", prior) if self.mode_ == "absolute" else None
+            self.interval_calibration_ = fit_interval_calibration(
+                self, content_shift=content, unknown_content_shift=unknown
+            )
             if measured_fractions is not None:
                 self.interval_calibration_["content_shift_before_anchoring"] = prior
         return gains

@@ -260,7 +260,8 @@ def deconvolve(
       stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``, ``checked``, ``share_outside``
       and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
-      was measured, the ``content_shift`` they allow between a label's share of the material and of the cells).
+      was measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and
+      in absolute mode the ``unknown_content_shift`` the unknown material's share is allowed).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -386,6 +387,8 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
             "content_shift": calibration["content_shift"],
             "n_calibration_samples": calibration["n_samples"],
         }
+        if "unknown_content_shift" in calibration:
+            adata.uns[key_added]["uncertainty"]["unknown_content_shift"] = calibration["unknown_content_shift"]
 
 
 def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
