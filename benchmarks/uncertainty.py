@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import interval_content, interval_shift
+from . import interval_cohorts, interval_content, interval_shift
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -449,7 +449,8 @@ def report_lines(scores: pd.DataFrame, static: Path) -> list[str]:
         "![reliability](_static/benchmarks/reliability.png)",
         "",
     ]
-    return lines + interval_content.report_lines() + interval_shift.report_lines()
+    cohorts = interval_cohorts.report_lines(observed=t)
+    return lines + cohorts + interval_content.report_lines() + interval_shift.report_lines()
 
 
 def main(argv: list[str] | None = None) -> None:
