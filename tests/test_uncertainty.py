@@ -10,7 +10,7 @@ import torch
 
 import decode_omics as dco
 from decode_omics.model import DECODE, DECODEEnsemble
-from decode_omics.model._intervals import conformal_quantile, intervals
+from decode_omics.model._intervals import CONTENT_SHIFT, conformal_quantile, intervals
 
 from .conftest import reference_and_bulk
 
@@ -186,10 +186,21 @@ def test_deconvolve_uncertainty_writes_documented_fields(data):
     np.testing.assert_allclose(out.obs["decode_interval_width"], width)
     u = out.uns["decode"]["uncertainty"]
     assert u["level"] == 0.9 and u["n_members"] == 2 and u["shift"] >= 0
+    assert "unknown_content_shift" not in u  # relative mode has no unknown share
     assert np.isfinite(out.obs["decode_reference_fit"]).all()
     assert "decode_lower" not in bulk.obsm  # input untouched with copy=True
     with pytest.raises(ValueError, match="level"):
         dco.tl.deconvolve(bulk, ref, "cell_type", uncertainty=True, level=0, copy=True)
+
+
+def test_deconvolve_uncertainty_absolute_mode_bounds_the_unknown_share(data):
+    ref, bulk = data
+    out = dco.tl.deconvolve(bulk, ref, "cell_type", mode="absolute", uncertainty=True,
+                            model_kwargs={"n_members": 2} | SMALL, train_kwargs=EPOCHS, copy=True)  # fmt: skip
+    lower, upper = out.obsm["decode_lower"], out.obsm["decode_upper"]
+    assert "unknown" in lower.columns and (upper["unknown"] > lower["unknown"]).all()
+    u = out.uns["decode"]["uncertainty"]
+    assert u["unknown_content_shift"] == u["content_shift"] == CONTENT_SHIFT  # the unknown material's own factor
 
 
 def test_deconvolve_uncertainty_mudata(data):
@@ -254,7 +265,7 @@ def test_content_shift_widens_and_recalibrates_without_training(ensemble):
 
     import torch
 
-    from decode_omics.model._intervals import CONTENT_SHIFT, content_truth
+    from decode_omics.model._intervals import content_truth
 
     y = np.random.default_rng(0).dirichlet(np.ones(4), 128)
     assert content_truth(y, 0.0, False, np.random.default_rng(1)) is y
