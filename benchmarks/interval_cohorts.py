@@ -109,13 +109,14 @@ def report_lines(path: Path = RESULTS, observed: pd.DataFrame | None = None) -> 
                     f"{r.in_band_64:.2f} | {r.in_band_bulk_size:.2f} | {r.p10_bulk_size:.2f}-{r.p90_bulk_size:.2f} | "
                     f"{seen} | {'yes' if ok else '**no**' if seen else ''} |")  # fmt: skip
     n_in = sum(ok for _, ok in real.values())
-    seeds = ", ".join(str(s) for s in sorted(t["seed"].unique()))
+    seeds = sorted(t["seed"].unique())
+    models = f"seeds {', '.join(map(str, seeds))}; shares averaged over them" if len(seeds) > 1 else f"seed {seeds[0]}"
     return [
         "",
         "### How often can one cohort's coverage land in the band?",
         "",
         "`python -m benchmarks.interval_cohorts` (no truth): every saved model's held-out pseudo-tissue cohorts "
-        f"(seed {seeds}), the first half calibrating the intervals as the package does, each cohort of the second "
+        f"({models}), the first half calibrating the intervals as the package does, each cohort of the second "
         "half scored alone. A cohort's samples share one platform shift and one set of per-label content factors, "
         "as a real cohort's share its platform and biases, so one cohort's coverage strays from 90 % even when the "
         "calibration is right for the cohorts it was made on. *In band*: the share of held-out cohorts with "
