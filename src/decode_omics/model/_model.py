@@ -432,6 +432,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             How much more or less of itself each label may put into a bulk sample per cell than into the reference,
             as the log-sd of a per-label factor (default 0.3, about 1.35x either way). Use 0 for bulk made from the
             reference's own cells (simulations), where the amounts are the same: the intervals are then narrower.
+            In absolute mode the unknown material draws a factor of the same size
+            (``interval_calibration_["unknown_content_shift"]``).
         """
         if self.module is None or not self.is_trained_:
             raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
