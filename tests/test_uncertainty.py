@@ -85,6 +85,45 @@ def test_calibration_recorded(ensemble):
     assert cal["floor"] in (0.0, 0.01, 0.05, 0.25, 1.0)
 
 
+def test_intervals_are_calibrated_when_first_asked_for_with_the_training_seed(data, monkeypatch):
+    """train() leaves the calibration for later: a fit without intervals does not pay for it, and the calibration
+    made later draws from the training seed's streams, whatever the seed is by then."""
+    import decode_omics.model._model as model_module
+
+    calls = []
+    real = model_module.fit_interval_calibration
+    monkeypatch.setattr(model_module, "fit_interval_calibration", lambda *a, **k: calls.append(k) or real(*a, **k))
+    ref, bulk = _registered(data, seed=5)
+    model = DECODE(ref, bulk, n_members=2, **SMALL)
+    model.train(**EPOCHS)
+    model.get_fractions()
+    assert calls == []  # not calibrated by train() nor by fractions without intervals
+    scvi.settings.seed = 11
+    model.get_fractions(return_interval=True)
+    assert len(calls) == 1 and calls[0]["seed"] == 5
+    model.get_fractions(return_interval=True, level=0.5)
+    assert len(calls) == 1  # calibrated once
+    lazy = model.interval_calibration_
+    scvi.settings.seed = 5
+    model.calibrate_intervals()  # at once, with the current seed: the training seed again
+    assert model.interval_calibration_["scores"] == lazy["scores"]
+    # train() again drops the calibration of the earlier network and leaves a new one for later
+    scvi.settings.seed = 5
+    model.train(**EPOCHS)
+    assert model._pending_calibration is not None
+
+
+def test_save_calibrates_a_model_not_yet_calibrated(data, tmp_path):
+    ref, bulk = _registered(data, seed=2)
+    model = DECODE(ref, bulk, **SMALL)
+    model.train(**EPOCHS)
+    model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m")
+    assert loaded.interval_calibration_["scores"] == model.interval_calibration_["scores"]
+    _, lower, upper = loaded.get_fractions(bulk, return_interval=True)
+    assert (upper.to_numpy() >= lower.to_numpy()).all()
+
+
 def test_members_scale_their_input_from_their_own_pseudotissues(data):
     ref, bulk = _registered(data)
     scales = [m.transform.scale for m in DECODE(ref, bulk, n_members=3, standardize=True, **SMALL).module.members]

@@ -152,8 +152,9 @@ class InferenceMixin:
             return pd.DataFrame(np.concatenate(parts), index=source.obs_names, columns=columns)
         if self.interval_calibration_ is None:
             raise ValueError(
-                "This model has no interval calibration (it is made at the end of train(); a model saved by an "
-                "earlier version, or an interrupted training, has none): call model.calibrate_intervals()."
+                "This model has no interval calibration (it is made for a trained model when intervals are first "
+                "asked for; a model saved by an earlier version, or an interrupted training, has none): call "
+                "model.calibrate_intervals()."
             )
 
         def flat_members(x):  # samples x (members * columns), so that blocks concatenate along samples

@@ -4,7 +4,8 @@ reference as the real bulk is.
 An interval must hold the truth as often as it claims on the bulk the user has, not on pseudo-tissues: on real bulk
 the error is dominated by what the pseudo-tissues lack (a platform that measures each feature with its own
 efficiency, material the reference does not have), not by the network's error on its own training distribution. The
-calibration therefore runs once after training (:func:`fit_interval_calibration`):
+calibration therefore runs once per trained model (:func:`fit_interval_calibration`), when intervals are first asked
+for (or the model is saved), with the seed the model was trained with:
 
 1. **How far the bulk is from the reference, as the network sees it.** On linear scales: how much the network's
    estimates of the registered bulk move when its platform gains are divided out (:func:`correction_effect`, from
@@ -241,10 +242,12 @@ def content_truth(
     return out
 
 
-def calibration_cohorts(model, shift: float | None = None) -> dict:
+def calibration_cohorts(model, shift: float | None = None, seed: int | None = None) -> dict:
     """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material) and every
-    member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given."""
-    rng = np.random.default_rng([current_seed(), 2026])  # a stream of its own: training never drew from it
+    member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given; drawn from a stream
+    of ``seed`` (default: the current seed)."""
+    seed = current_seed() if seed is None else int(seed)
+    rng = np.random.default_rng([seed, 2026])  # a stream of its own: training never drew from it
     cohorts = _Cohorts(model, rng)
     if shift is None:
         shift, how = _bulk_shift(model, cohorts, rng)
@@ -264,12 +267,16 @@ def calibration_cohorts(model, shift: float | None = None) -> dict:
 
 
 def conformal_scores(
-    cohorts: dict, content_shift: float = CONTENT_SHIFT, unknown_content_shift: float | None = None
+    cohorts: dict,
+    content_shift: float = CONTENT_SHIFT,
+    unknown_content_shift: float | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Step 4 of the module docstring on the output of :func:`calibration_cohorts`, with the cohorts' cell fractions
     read at ``content_shift`` (:func:`content_truth`; the unknown material's at ``unknown_content_shift``, by default
-    the same): what :attr:`DECODE.interval_calibration_` holds."""
-    rng = np.random.default_rng([current_seed(), 2026, 1])
+    the same; content factors drawn from a stream of ``seed``, default the current seed): what
+    :attr:`DECODE.interval_calibration_` holds."""
+    rng = np.random.default_rng([current_seed() if seed is None else int(seed), 2026, 1])
     unknown = content_shift if unknown_content_shift is None else float(unknown_content_shift)
     y = content_truth(cohorts["y"], content_shift, cohorts["absolute"], rng, unknown)
     estimate, spread = summarise(cohorts["members"])
@@ -289,7 +296,11 @@ def conformal_scores(
 
 
 def fit_interval_calibration(
-    model, shift: float | None = None, content_shift: float = CONTENT_SHIFT, unknown_content_shift: float | None = None
+    model,
+    shift: float | None = None,
+    content_shift: float = CONTENT_SHIFT,
+    unknown_content_shift: float | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Calibrate the intervals of a trained model (see the module docstring); returns what
     :attr:`DECODE.interval_calibration_` holds: the platform shift, how it was found, the content shift (in absolute
@@ -300,8 +311,8 @@ def fit_interval_calibration(
     for name, value in (("content_shift", content_shift), ("unknown_content_shift", unknown_content_shift)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}.")
-    cohorts = calibration_cohorts(model, shift)
-    calibration = conformal_scores(cohorts, content_shift, unknown_content_shift)
+    cohorts = calibration_cohorts(model, shift, seed)
+    calibration = conformal_scores(cohorts, content_shift, unknown_content_shift, seed)
     logger.info(
         f"Intervals calibrated on {calibration['n_samples']} held-out pseudo-tissues, platform shift "
         f"{calibration['shift']:.2f} ({calibration['shift_from']}), content shift {content_shift:.2f}."

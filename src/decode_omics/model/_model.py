@@ -108,8 +108,11 @@ class DECODE(InferenceMixin, BaseModelClass):
         follows the network's first estimates (a Series; ``None`` when not judged). Features below 0.5 are masked in
         the network (``module.transform.mask``).
     interval_calibration_
-        After :meth:`train` with registered bulk: what the intervals of :meth:`get_fractions` are calibrated on (see
-        :mod:`~decode_omics.model._intervals`); ``None`` before.
+        After :meth:`train`: what the intervals of :meth:`get_fractions` are calibrated on (see
+        :mod:`~decode_omics.model._intervals`); ``None`` before. The calibration runs when it is first read (intervals
+        asked for, :meth:`save`), not in :meth:`train`: a fit without intervals does not pay for it (5-20 s on one CPU
+        thread for the benchmark's models). It draws from streams of the seed :meth:`train` ran with, so it is the
+        same whenever it runs.
 
     Examples
     --------
@@ -414,7 +417,8 @@ class DECODE(InferenceMixin, BaseModelClass):
                 set_feature_mask(self.module, keep)
                 fit_network(self, settings)
         self.platform_gains_ = fit_platform_gains(self) if platform_correction else None
-        self.interval_calibration_ = fit_interval_calibration(self) if completed else None
+        if completed:
+            self._defer_interval_calibration(seed=current_seed())
         # what was applied, not what was asked for: with too few bulk samples nothing is fitted
         applied = self.platform_gains_ is not None or masked
         self.train_settings_ = settings.recorded() | {
@@ -423,8 +427,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         }
 
     def calibrate_intervals(self, *, content_shift: float = CONTENT_SHIFT) -> None:
-        """Calibrate the intervals of :meth:`get_fractions` again, without training (:meth:`train` calibrates them
-        with the defaults; see :mod:`~decode_omics.model._intervals`). Sets :attr:`interval_calibration_`.
+        """Calibrate the intervals of :meth:`get_fractions` now, without training (after :meth:`train` they are
+        calibrated with the defaults when first asked for; see :mod:`~decode_omics.model._intervals`). Sets
+        :attr:`interval_calibration_`.
 
         Parameters
         ----------
@@ -438,6 +443,26 @@ class DECODE(InferenceMixin, BaseModelClass):
         if self.module is None or not self.is_trained_:
             raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
         self.interval_calibration_ = fit_interval_calibration(self, content_shift=content_shift)
+
+    @property
+    def interval_calibration_(self) -> dict | None:
+        """See the class docstring (calibrated at first read)."""
+        pending = getattr(self, "_pending_calibration", None)
+        if pending is not None:
+            kwargs = {k: v for k, v in pending.items() if k != "record"}
+            self._interval_calibration = fit_interval_calibration(self, **kwargs) | pending.get("record", {})
+            self._pending_calibration = None
+        return getattr(self, "_interval_calibration", None)
+
+    @interval_calibration_.setter
+    def interval_calibration_(self, value: dict | None) -> None:
+        self._pending_calibration, self._interval_calibration = None, value
+
+    def _defer_interval_calibration(self, **settings) -> None:
+        """Calibrate the intervals when :attr:`interval_calibration_` is first read, with ``settings`` (keyword
+        arguments of :func:`~decode_omics.model._intervals.fit_interval_calibration`; ``record``: entries to add to
+        its result)."""
+        self._interval_calibration, self._pending_calibration = None, settings
 
     def fit_platform_gains(
         self, measured_fractions: pd.DataFrame | None = None, *, mean_fractions: Mapping | pd.Series | None = None
@@ -493,7 +518,13 @@ class DECODE(InferenceMixin, BaseModelClass):
             )
         if self.bulk_manager_ is None and self.bulk_ is None:
             raise ValueError("Platform gains are fitted on the registered bulk: pass bulk to DECODE(...) first.")
-        calibration = self.interval_calibration_ or {}
+        pending = getattr(self, "_pending_calibration", None)
+        calibrated = pending is not None or self._interval_calibration is not None
+        # what the calibration holds or, not yet run, will hold (without running it)
+        if pending is not None:
+            calibration = {**pending, **pending.get("record", {})}
+        else:
+            calibration = self._interval_calibration or {}
         # the content shift chosen before any anchoring (train's default, or calibrate_intervals')
         prior = calibration.get("content_shift_before_anchoring", calibration.get("content_shift", CONTENT_SHIFT))
         content = prior
@@ -520,14 +551,14 @@ class DECODE(InferenceMixin, BaseModelClass):
             "platform_correction": True,
             "platform_gains_from": source,
         }
-        if self.interval_calibration_ is not None:
+        if calibrated:  # again, through the new gains, when next read
             # measured fractions of the known labels say nothing of the unknown material's amount per cell
             unknown = calibration.get("unknown_content_shift", prior) if self.mode_ == "absolute" else None
-            self.interval_calibration_ = fit_interval_calibration(
-                self, content_shift=content, unknown_content_shift=unknown
+            record = {"content_shift_before_anchoring": prior} if measured_fractions is not None else {}
+            seed = pending["seed"] if pending is not None else current_seed()
+            self._defer_interval_calibration(
+                content_shift=content, unknown_content_shift=unknown, seed=seed, record=record
             )
-            if measured_fractions is not None:
-                self.interval_calibration_["content_shift_before_anchoring"] = prior
         return gains
 
     # ------------------------------------------------------------------ save / load
