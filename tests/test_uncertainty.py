@@ -226,10 +226,21 @@ def test_deconvolve_uncertainty_writes_documented_fields(data):
     u = out.uns["decode"]["uncertainty"]
     assert u["level"] == 0.9 and u["n_members"] == 2 and u["shift"] >= 0
     assert "unknown_content_shift" not in u  # relative mode has no unknown share
+    assert (u["unknown_share"], u["unknown_share_from"]) == (0.0, "given")
     assert np.isfinite(out.obs["decode_reference_fit"]).all()
     assert "decode_lower" not in bulk.obsm  # input untouched with copy=True
     with pytest.raises(ValueError, match="level"):
         dco.tl.deconvolve(bulk, ref, "cell_type", uncertainty=True, level=0, copy=True)
+    # intervals that allow for material the reference lacks: the same fit, wider intervals
+    lacking = dco.tl.deconvolve(bulk, ref, "cell_type", uncertainty=True, unknown_share=0.5, copy=True,
+                                model_kwargs={"n_members": 2} | SMALL, train_kwargs=EPOCHS)  # fmt: skip
+    np.testing.assert_allclose(lacking.obsm["decode"], out.obsm["decode"], atol=1e-6)
+    assert lacking.uns["decode"]["uncertainty"]["unknown_share"] == 0.5
+    assert lacking.obs["decode_interval_width"].mean() > out.obs["decode_interval_width"].mean()
+    with pytest.raises(ValueError, match="pass uncertainty=True"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", unknown_share="auto", copy=True)
+    with pytest.raises(ValueError, match="for relative mode"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", mode="absolute", uncertainty=True, unknown_share=0.2, copy=True)
 
 
 def test_deconvolve_uncertainty_absolute_mode_bounds_the_unknown_share(data):
@@ -294,6 +305,58 @@ def test_calibration_at_a_given_shift_widens_with_it(ensemble):
     assert width(large) > width(small)
     with pytest.raises(ValueError, match="shift must be >= 0"):
         fit_interval_calibration(ensemble, shift=-0.1)
+
+
+def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensemble, data, monkeypatch):
+    """Relative mode: calibration cohorts carrying material the reference lacks give wider intervals; "auto" matches
+    the share to the registered bulk's unexplained share, so a bulk holding new material gets a larger one than a bulk
+    mixed from the reference's own labels; what cannot apply is refused with the reason."""
+    from types import SimpleNamespace
+
+    import decode_omics.model._intervals as intervals_module
+    from decode_omics.model._calibration import log_residual_spread
+    from decode_omics.model._intervals import _check_unknown_share, fit_interval_calibration
+
+    plain = ensemble.interval_calibration_
+    assert (plain["unknown_share"], plain["unknown_share_from"]) == (0.0, "given")
+    given = fit_interval_calibration(ensemble, unknown_share=0.5)
+    assert given["unknown_share"] == 0.5
+    members = np.stack([np.full((1, 4), 0.25)] * 3)
+
+    def width(calibration):
+        _, lower, upper = intervals(calibration, members, ensemble.labels_, 0.9)
+        return float((upper - lower).mean())
+
+    assert width(given) > width(plain)
+    # The matching, read through a measure of unexplained material that needs no training (the fit by the label
+    # profiles): the unknown head of a network trained for seconds reads every sample alike, and how well a trained
+    # one reads real bulk is measured on the uncertainty page.
+    monkeypatch.setattr(intervals_module, "unexplained", lambda model, X: log_residual_spread(X, model._sampler.mean))
+    _, bulk = data
+    rng = np.random.default_rng(0)
+    X = np.asarray(bulk.X, dtype=np.float64)
+    new_type = X.mean(axis=0) * np.exp(rng.normal(0, 1.5, bulk.n_vars))  # a cell type the reference lacks
+    holding = bulk.copy()
+    holding.X = X + X.sum(axis=1, keepdims=True) / new_type.sum() * new_type * rng.uniform(0.4, 0.8, (bulk.n_obs, 1))
+    saved = ensemble.bulk_manager_, ensemble.bulk_, ensemble.interval_calibration_
+    try:
+        ensemble.bulk_manager_, ensemble.bulk_ = None, bulk
+        own = fit_interval_calibration(ensemble, unknown_share="auto", shift=0.0)
+        ensemble.bulk_ = holding
+        lacking = fit_interval_calibration(ensemble, unknown_share="auto", shift=0.0)
+    finally:
+        ensemble.bulk_manager_, ensemble.bulk_, ensemble.interval_calibration_ = saved
+    assert own["unknown_share_from"].startswith("matched to the registered bulk's median unexplained share")
+    assert lacking["unknown_share"] > own["unknown_share"] + 0.2
+    assert width(lacking) > width(own)
+    for bad in (1.5, -0.1, "all"):
+        with pytest.raises(ValueError, match="unknown_share must be"):
+            fit_interval_calibration(ensemble, unknown_share=bad)
+    with pytest.raises(ValueError, match="for relative mode"):
+        _check_unknown_share(SimpleNamespace(mode_="absolute"), 0.3)
+    head = SimpleNamespace(unknown=None)
+    with pytest.raises(ValueError, match="needs the unknown head"):
+        _check_unknown_share(SimpleNamespace(mode_="relative", module=SimpleNamespace(head=head)), "auto")
 
 
 def test_content_shift_widens_and_recalibrates_without_training(ensemble):

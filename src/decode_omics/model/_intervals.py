@@ -74,6 +74,9 @@ FLOORS = (0.0, 0.01, 0.05, 0.25, 1.0)
 #: (step 2 of the module docstring). Chosen on the real-truth tasks of the uncertainty benchmark, leaving each scenario
 #: out in turn (``python -m benchmarks.interval_content``; docs/uncertainty.md): every fold chose 0.3.
 CONTENT_SHIFT = 0.3
+#: Largest shares of unknown material tried when matching the bulk's unexplained share (relative mode,
+#: ``unknown_share="auto"``): each cohort's samples draw their share from ``U(0, a)``.
+UNKNOWN_SHARE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 #: Cohorts used per shift size when matching the bulk's measure.
 N_PROBE_COHORTS = 16
 #: Samples of the registered bulk whose misfit is measured.
@@ -109,13 +112,19 @@ class _Cohorts:
 
     def __init__(self, model, rng: np.random.Generator):
         self.sampler, self.absolute = model._sampler, model.mode_ == "absolute"
+        self.unknown_share = 0.0  # relative mode: the largest share of unknown material in the samples drawn
         self.as_is = model._reads_as_stored()
         self.profiles = self.sampler.mean
         self.probe = [self.draw(rng) for _ in range(N_PROBE_COHORTS)]
         self.spread = np.vstack([x for x, _ in self.probe]).std(axis=0)
 
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One cohort of :data:`COHORT_SIZE` fresh pseudo-tissues and their fractions."""
+    def draw(self, rng: np.random.Generator, unknown_share: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One cohort of :data:`COHORT_SIZE` fresh pseudo-tissues and their fractions; in relative mode with
+        unknown material (``unknown_share``, default :attr:`unknown_share`) the fractions are the known labels'."""
+        share = self.unknown_share if unknown_share is None else unknown_share
+        if not self.absolute and share > 0:
+            draw = self.sampler.sample(COHORT_SIZE, rng, absolute=True, views=True, unknown_share=share)
+            return draw["xu"].astype(np.float64), draw["y"].astype(np.float64)
         draw = self.sampler.sample(COHORT_SIZE, rng, absolute=self.absolute, views=self.absolute)
         if self.absolute:
             u = draw["u"].astype(np.float64)[:, None]
@@ -158,6 +167,58 @@ def _match_shift(cohorts: _Cohorts, target: float, rng: np.random.Generator) -> 
         x = np.vstack([_shifted(x, s, cohorts.spread, cohorts.as_is, rng) for x, _ in probe])
         levels.append(float(np.nanmedian(misfit(x, cohorts.profiles, cohorts.as_is))))
     return _interpolate(levels, target)
+
+
+@torch.inference_mode()
+def unexplained(model, X: np.ndarray) -> np.ndarray:
+    """The unknown head's unexplained share of each sample of ``X`` (as measured), as
+    :meth:`~decode_omics.model.DECODE.get_unexplained` reads it."""
+    model.module.eval()
+    x = torch.as_tensor(X, dtype=torch.float32, device=model.device)
+    return model.module.unexplained(x, denoise=model.denoise_).cpu().numpy().astype(np.float64)
+
+
+def _match_unknown_share(model, cohorts: _Cohorts, shift: float, rng: np.random.Generator) -> tuple[float, str]:
+    """Relative mode: the largest unknown share (interpolated on :data:`UNKNOWN_SHARE_GRID`) at which held-out
+    cohorts, shifted by ``shift``, show the registered bulk's median unexplained share."""
+    if model.bulk_manager_ is None and model.bulk_ is None:
+        raise ValueError('unknown_share="auto" matches the registered bulk: register bulk, or give a share.')
+    _, block = next(model._bulk_source(None, platform_correction=False).blocks(MAX_BULK_SAMPLES))
+    target = float(np.median(unexplained(model, block)))
+    levels = []
+    for share in UNKNOWN_SHARE_GRID:
+        per_cohort = []
+        for _ in range(N_PROBE_COHORTS // 4):
+            x, _ = cohorts.draw(rng, share)
+            per_cohort.append(np.median(unexplained(model, _shifted(x, shift, cohorts.spread, False, rng))))
+        levels.append(float(np.mean(per_cohort)))
+    levels = np.maximum.accumulate(np.asarray(levels))
+    if target <= levels[0]:
+        share = 0.0
+    elif target >= levels[-1]:
+        share = float(UNKNOWN_SHARE_GRID[-1])
+    else:
+        share = float(np.interp(target, levels, UNKNOWN_SHARE_GRID))
+    return share, f"matched to the registered bulk's median unexplained share {target:.3f}"
+
+
+def _check_unknown_share(model, unknown_share) -> None:
+    """Refuse an ``unknown_share`` the model cannot use, saying why."""
+    if isinstance(unknown_share, str) or not 0 <= unknown_share < 1:
+        if unknown_share != "auto":
+            raise ValueError(f'unknown_share must be "auto" or a share in [0, 1), got {unknown_share!r}.')
+    if unknown_share == 0:
+        return
+    if model.mode_ == "absolute":
+        raise ValueError(
+            "unknown_share is for relative mode: absolute mode's calibration cohorts already hold unknown material "
+            "(share up to 0.5), scored as the `unknown` column."
+        )
+    if model.module.head.unknown is None:
+        raise ValueError(
+            "unknown_share needs the unknown head (a relative-mode model on a linear scale, unknown_head not False): "
+            "values read as stored have no linear scale to add material on."
+        )
 
 
 @torch.inference_mode()
@@ -242,10 +303,14 @@ def content_truth(
     return out
 
 
-def calibration_cohorts(model, shift: float | None = None, seed: int | None = None) -> dict:
+def calibration_cohorts(
+    model, shift: float | None = None, seed: int | None = None, unknown_share: float | str = 0.0
+) -> dict:
     """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material) and every
     member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given; drawn from a stream
-    of ``seed`` (default: the current seed)."""
+    of ``seed`` (default: the current seed). In relative mode, ``unknown_share`` adds material of a new cell type
+    to every cohort's samples, a share ``U(0, unknown_share)`` each (``"auto"``: matched to the registered bulk's
+    median unexplained share), their truth staying the known labels' split."""
     seed = current_seed() if seed is None else int(seed)
     rng = np.random.default_rng([seed, 2026])  # a stream of its own: training never drew from it
     cohorts = _Cohorts(model, rng)
@@ -255,6 +320,10 @@ def calibration_cohorts(model, shift: float | None = None, seed: int | None = No
         raise ValueError(f"shift must be >= 0, got {shift!r}.")
     else:
         shift, how = float(shift), "given"
+    if unknown_share == "auto":
+        cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, rng)
+    else:
+        cohorts.unknown_share, unknown_from = float(unknown_share), "given"
     correct = model.platform_gains_ is not None
     parts, truth = [], []
     for _ in range(N_COHORTS):  # a cohort at a time: memory stays that of one cohort, whatever the features
@@ -262,8 +331,11 @@ def calibration_cohorts(model, shift: float | None = None, seed: int | None = No
         parts.append(predict_members(model, _shifted(x, shift, cohorts.spread, cohorts.as_is, rng), correct))
         truth.append(y)
     columns = model.labels_ + (["unknown"] if cohorts.absolute else [])
-    return {"members": np.concatenate(parts, axis=1), "y": np.vstack(truth), "shift": shift, "shift_from": how,
-            "absolute": cohorts.absolute, "columns": columns}  # fmt: skip
+    out = {"members": np.concatenate(parts, axis=1), "y": np.vstack(truth), "shift": shift, "shift_from": how,
+           "absolute": cohorts.absolute, "columns": columns}  # fmt: skip
+    if not cohorts.absolute:
+        out |= {"unknown_share": cohorts.unknown_share, "unknown_share_from": unknown_from}
+    return out
 
 
 def conformal_scores(
@@ -286,6 +358,7 @@ def conformal_scores(
     return {
         "shift": cohorts["shift"],
         "shift_from": cohorts["shift_from"],
+        **{k: cohorts[k] for k in ("unknown_share", "unknown_share_from") if k in cohorts},
         "content_shift": float(content_shift),
         **({"unknown_content_shift": unknown} if cohorts["absolute"] else {}),
         "floor": floor,
@@ -301,17 +374,21 @@ def fit_interval_calibration(
     content_shift: float = CONTENT_SHIFT,
     unknown_content_shift: float | None = None,
     seed: int | None = None,
+    unknown_share: float | str = 0.0,
 ) -> dict:
     """Calibrate the intervals of a trained model (see the module docstring); returns what
     :attr:`DECODE.interval_calibration_` holds: the platform shift, how it was found, the content shift (in absolute
     mode also the unknown material's), and per column the sorted conformal scores. A given ``shift`` replaces the one
     matched to the bulk (step 1), as the benchmark's ``interval_shift`` diagnosis does; ``content_shift=0`` assumes
     every label carries the same amount per cell in the bulk as in the reference; ``unknown_content_shift`` (default:
-    ``content_shift``) is the unknown material's."""
+    ``content_shift``) is the unknown material's. Every draw comes from streams of ``seed`` (default: the current
+    seed, ``scvi.settings.seed``), so a calibration repeats whenever it runs. In relative mode ``unknown_share``
+    (a share, or ``"auto"``) adds material the reference lacks to the cohorts (see :func:`calibration_cohorts`)."""
     for name, value in (("content_shift", content_shift), ("unknown_content_shift", unknown_content_shift)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}.")
-    cohorts = calibration_cohorts(model, shift, seed)
+    _check_unknown_share(model, unknown_share)
+    cohorts = calibration_cohorts(model, shift, seed, unknown_share)
     calibration = conformal_scores(cohorts, content_shift, unknown_content_shift, seed)
     logger.info(
         f"Intervals calibrated on {calibration['n_samples']} held-out pseudo-tissues, platform shift "

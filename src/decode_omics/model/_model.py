@@ -426,7 +426,9 @@ class DECODE(InferenceMixin, BaseModelClass):
             "platform_correction_requested": bool(platform_correction),
         }
 
-    def calibrate_intervals(self, *, content_shift: float = CONTENT_SHIFT) -> None:
+    def calibrate_intervals(
+        self, *, content_shift: float = CONTENT_SHIFT, unknown_share: float | Literal["auto"] = 0.0
+    ) -> None:
         """Calibrate the intervals of :meth:`get_fractions` now, without training (after :meth:`train` they are
         calibrated with the defaults when first asked for; see :mod:`~decode_omics.model._intervals`). Sets
         :attr:`interval_calibration_`.
@@ -439,10 +441,23 @@ class DECODE(InferenceMixin, BaseModelClass):
             reference's own cells (simulations), where the amounts are the same: the intervals are then narrower.
             In absolute mode the unknown material draws a factor of the same size
             (``interval_calibration_["unknown_content_shift"]``).
+        unknown_share
+            Relative mode: how much of each bulk sample may be material the reference lacks. The held-out cohorts
+            then carry material of new cell types, a share drawn from ``U(0, unknown_share)`` per sample, and are
+            scored against the known labels' split, so the intervals allow for the fractions that material pulls
+            towards the most similar labels. ``"auto"`` matches it to the registered bulk's median
+            :meth:`get_unexplained` (on the grid :data:`~decode_omics.model._intervals.UNKNOWN_SHARE_GRID`). Default
+            0: the reference holds everything. Measured on the uncertainty page (*Relative mode when the reference
+            lacks material*): on real PBMC bulk without NK cells in the reference, ``"auto"`` lifts the coverage of
+            the 90 % intervals towards the band but does not reach it, and it widens intervals where nothing is
+            missing too, since a platform shift reads as unexplained material. Absolute mode calibrates on unknown
+            material already.
         """
         if self.module is None or not self.is_trained_:
             raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
-        self.interval_calibration_ = fit_interval_calibration(self, content_shift=content_shift)
+        self.interval_calibration_ = fit_interval_calibration(
+            self, content_shift=content_shift, unknown_share=unknown_share
+        )
 
     @property
     def interval_calibration_(self) -> dict | None:
@@ -556,8 +571,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             unknown = calibration.get("unknown_content_shift", prior) if self.mode_ == "absolute" else None
             record = {"content_shift_before_anchoring": prior} if measured_fractions is not None else {}
             seed = pending["seed"] if pending is not None else current_seed()
+            matched = str(calibration.get("unknown_share_from", "")).startswith("matched")
+            share = "auto" if matched else calibration.get("unknown_share", 0.0)
             self._defer_interval_calibration(
-                content_shift=content, unknown_content_shift=unknown, seed=seed, record=record
+                content_shift=content, unknown_content_shift=unknown, seed=seed, unknown_share=share, record=record
             )
         return gains
 

@@ -87,12 +87,18 @@ class PseudoTissueSampler:
         return self.generator.cells(rng, per_label)
 
     def sample(
-        self, n: int, rng: np.random.Generator, absolute: bool = False, views: bool = True
+        self,
+        n: int,
+        rng: np.random.Generator,
+        absolute: bool = False,
+        views: bool = True,
+        unknown_share: float | None = None,
     ) -> dict[str, np.ndarray]:
         """``n`` pseudo-tissues: ``x`` (clean), ``y`` (fractions over known cells) and, if ``views``, ``x1`` / ``x2``
         (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, if ``absolute``
         (the view with unknown material: absolute mode, and relative fractions trained to ignore such material),
-        ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``) and ``u``.
+        ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``; the
+        config's ``unknown_share`` unless given) and ``u``.
         """
         cfg, gen = self.config, self.generator
         cells = self.pool(rng) if (cfg.method == "cells" or views) else None
@@ -107,7 +113,7 @@ class PseudoTissueSampler:
         for view in ("1", "2"):
             out["x" + view] = x + gen.add_rows(rng, rng.integers(1, max_noise + 1, n), pool)
         if absolute:
-            share = rng.uniform(0, cfg.unknown_share, n)
+            share = rng.uniform(0, cfg.unknown_share if unknown_share is None else unknown_share, n)
             n_unknown = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
             out["xu"] = x + gen.unknown_type(rng, n_unknown)
             out["u"] = (n_unknown / (n_unknown + cfg.cells_per_sample)).astype(np.float32)

@@ -48,6 +48,8 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
+        if fit["unknown_share"] != 0:  # the gains fitted below calibrate again, keeping the share asked for
+            model.calibrate_intervals(unknown_share=fit["unknown_share"])
         if measured is not None:
             model.fit_platform_gains(measured)
         elif mean is not None:
@@ -153,6 +155,7 @@ def deconvolve(
     train_kwargs: Mapping[str, Any] | None = None,
     uncertainty: bool = False,
     level: float = 0.9,
+    unknown_share: float | Literal["auto"] = 0.0,
     measured_key: str | None = None,
     mean_fractions: Mapping[str, float] | None = None,
     copy: bool = False,
@@ -199,6 +202,10 @@ def deconvolve(
         the intervals' coverage measured on real cohorts is on the benchmark page.
     level
         Intended share of true fractions inside their intervals.
+    unknown_share
+        With ``uncertainty=True`` in relative mode: how much of each sample may be material the reference lacks,
+        which the intervals then allow for (``"auto"``: matched to the bulk's median unexplained share; see
+        :meth:`~decode_omics.model.DECODE.calibrate_intervals`). Default 0: the reference holds everything.
     measured_key
         Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's, else of the MuData's) holding cell
         fractions measured on some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one
@@ -261,7 +268,8 @@ def deconvolve(
       and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
       was measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and
-      in absolute mode the ``unknown_content_shift`` the unknown material's share is allowed).
+      in absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; in relative mode the
+      ``unknown_share`` of material the reference lacks they allow for, and how it was set).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -282,11 +290,18 @@ def deconvolve(
         "random_state": random_state,
         "uncertainty": uncertainty,
         "level": level,
+        "unknown_share": unknown_share,
         "measured_key": measured_key,
         "mean_fractions": None if mean_fractions is None else dict(mean_fractions),
     }
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    if unknown_share != 0 and not uncertainty:
+        raise ValueError(f"unknown_share={unknown_share!r} widens intervals: pass uncertainty=True as well.")
+    if unknown_share != 0 and mode != "relative":
+        raise ValueError(
+            "unknown_share is for relative mode: absolute mode's intervals allow for unknown material already."
+        )
     if measured_key is not None and mean_fractions is not None:
         raise ValueError("Give measured_key (fractions per sample) or mean_fractions (the cohort's average), not both.")
     if isinstance(data, MuData):
@@ -389,6 +404,9 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         }
         if "unknown_content_shift" in calibration:
             adata.uns[key_added]["uncertainty"]["unknown_content_shift"] = calibration["unknown_content_shift"]
+        for key in ("unknown_share", "unknown_share_from"):
+            if key in calibration:
+                adata.uns[key_added]["uncertainty"][key] = calibration[key]
 
 
 def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
