@@ -349,6 +349,16 @@ def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensem
     assert own["unknown_share_from"].startswith("matched to the registered bulk's median unexplained share")
     assert lacking["unknown_share"] > own["unknown_share"] + 0.2
     assert width(lacking) > width(own)
+    # matched at 0, the cohorts are those of the default calibration (the matching draws from a stream of its own)
+    monkeypatch.setattr(intervals_module, "unexplained", lambda model, X: np.zeros(len(X)))
+    none = fit_interval_calibration(ensemble, unknown_share="auto", shift=0.0)
+    assert none["unknown_share"] == 0.0
+    assert none["scores"] == fit_interval_calibration(ensemble, shift=0.0)["scores"]
+    # a bulk so far from every mix of the labels that a platform shift reads as unexplained: not matched, and said
+    monkeypatch.setattr(intervals_module, "log_residual_spread", lambda X, profiles: np.full(len(X), 3.0))
+    with pytest.warns(UserWarning, match="reference fit 3.00"):
+        far = fit_interval_calibration(ensemble, unknown_share="auto", shift=0.0)
+    assert far["unknown_share"] == 0.0 and far["unknown_share_from"].startswith("not matched")
     for bad in (1.5, -0.1, "all"):
         with pytest.raises(ValueError, match="unknown_share must be"):
             fit_interval_calibration(ensemble, unknown_share=bad)

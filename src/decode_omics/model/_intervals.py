@@ -44,13 +44,14 @@ The calibration uses no label of the bulk; its coverage on real cohorts with mea
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import nnls
 
-from ._calibration import MIN_GAIN_SAMPLES, feature_log_gains, log_residual_spread
+from ._calibration import MIN_GAIN_SAMPLES, UNEXPLAINED_MAX_FIT, feature_log_gains, log_residual_spread
 from ._ensemble import member_fractions
 from ._settings import current_seed
 
@@ -180,10 +181,22 @@ def unexplained(model, X: np.ndarray) -> np.ndarray:
 
 def _match_unknown_share(model, cohorts: _Cohorts, shift: float, rng: np.random.Generator) -> tuple[float, str]:
     """Relative mode: the largest unknown share (interpolated on :data:`UNKNOWN_SHARE_GRID`) at which held-out
-    cohorts, shifted by ``shift``, show the registered bulk's median unexplained share."""
+    cohorts, shifted by ``shift``, show the registered bulk's median unexplained share. Not matched (0, with a
+    warning) where the bulk's median reference fit exceeds
+    :data:`~decode_omics.model._calibration.UNEXPLAINED_MAX_FIT`: so far from every mix of the labels, the platform
+    shift itself reads as unexplained material (CellBench's RNA mixtures, nothing missing, would be matched at the
+    grid's top)."""
     if model.bulk_manager_ is None and model.bulk_ is None:
         raise ValueError('unknown_share="auto" matches the registered bulk: register bulk, or give a share.')
     _, block = next(model._bulk_source(None, platform_correction=False).blocks(MAX_BULK_SAMPLES))
+    fit = float(np.nanmedian(log_residual_spread(block, cohorts.profiles)))
+    if not fit <= UNEXPLAINED_MAX_FIT:
+        why = (
+            f"not matched: the bulk's median reference fit {fit:.2f} exceeds {UNEXPLAINED_MAX_FIT}, where the "
+            "platform shift reads as unexplained material; give unknown_share a value instead"
+        )
+        warnings.warn(f'unknown_share="auto" {why}. The intervals allow for no missing material.', stacklevel=4)
+        return 0.0, why
     target = float(np.median(unexplained(model, block)))
     levels = []
     for share in UNKNOWN_SHARE_GRID:
@@ -320,8 +333,9 @@ def calibration_cohorts(
         raise ValueError(f"shift must be >= 0, got {shift!r}.")
     else:
         shift, how = float(shift), "given"
-    if unknown_share == "auto":
-        cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, rng)
+    if unknown_share == "auto":  # on a stream of its own: a share matched at 0 leaves the cohorts as by default
+        matching = np.random.default_rng([seed, 2026, 2])
+        cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, matching)
     else:
         cohorts.unknown_share, unknown_from = float(unknown_share), "given"
     correct = model.platform_gains_ is not None
