@@ -1,7 +1,8 @@
 """Relative-mode intervals when the reference lacks material the bulk holds, with and without unknown material in
 the calibration (``DECODE.calibrate_intervals(unknown_share=...)``).
 
-    python -m benchmarks.interval_unknown --seeds 0 1 [--tasks "NK removed"]
+    python -m benchmarks.interval_unknown --seeds 0 1 2 [--tasks "NK removed"]
+    python -m benchmarks.interval_unknown --table     # the tracked table as markdown (the uncertainty page's)
 
 The ``unknown`` scenario's tasks (bone-marrow mixtures with HSC cells absent from the reference; real PBMC bulk,
 GSE107011 and GSE107572, with NK cells removed from the reference) deconvolved in **relative** mode, the default,
@@ -21,7 +22,6 @@ import argparse
 import re
 import time
 
-import numpy as np
 import pandas as pd
 
 from .uncertainty import RESULTS, constant_width, model_dir
@@ -134,14 +134,32 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def markdown(table: pd.DataFrame) -> list[str]:
+    """The summary as a markdown table (the uncertainty page's): coverage as mean (lowest - highest seed)."""
+    lines = [
+        "| task | `unknown_share` | share used (mean) | seeds | coverage of the 90 % intervals | mean width | "
+        "constant-width oracle |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in summary(table).iterrows():
+        lines.append(
+            f"| {r['task']} | {r['unknown_share_asked']} | {r['share']:.2f} | {r['seeds']} | {r['coverage']:.2f} "
+            f"({r['coverage_min']:.2f}-{r['coverage_max']:.2f}) | {r['width']:.3f} | {r['constant_width']:.3f} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--tasks", default=None, help="regular expression: only the tasks whose name matches")
+    parser.add_argument("--table", action="store_true", help="print the tracked table as markdown; run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        print("\n".join(markdown(pd.read_csv(TABLE))))
+        return
     table = run(args.seeds, args.tasks)
-    with np.printoptions(precision=3):
-        print(summary(table).to_string(index=False))
+    print(summary(table).to_string(index=False))
 
 
 if __name__ == "__main__":
