@@ -6,14 +6,14 @@ the calibration (``DECODE.calibrate_intervals(unknown_share=...)``).
 
 The ``unknown`` scenario's tasks (bone-marrow mixtures with HSC cells absent from the reference; real PBMC bulk,
 GSE107011 and GSE107572, with NK cells removed from the reference) deconvolved in **relative** mode, the default,
-scored against the known labels' true split (truth renormalised over them), beside the same cohorts with the full
-reference (real PBMC; the bone-marrow protocol's own mixtures) and CellBench CEL-seq2, where nothing is missing but
-the platform is far from the reference's. Each (task, seed) fits ``DECODE(n_members=4)`` with the package's defaults
-as the uncertainty benchmark's jobs do (one torch thread; the model is saved under ``results/uncertainty_jobs/models/
-interval_unknown__<seed>__m4/`` and loaded when there), then calibrates the intervals with ``unknown_share`` 0 (the
-default) and ``"auto"`` and scores coverage and mean width of the 90 % intervals, with the constant-width oracle of the
-uncertainty benchmark. Transductive, as every figure here: the model sees the unlabelled bulk it scores; the truth
-only scores. Writes ``results/interval_unknown.csv``.
+scored against the known labels' true split (truth renormalised over them), beside full-reference tasks: the same
+PBMC cohorts, the bone-marrow protocol's own mixtures, CellBench CEL-seq2 (the platform far from the reference's),
+kidney (a held-out replicate, whose batch shift reads as unexplained material) and T-SCP. Each (task, seed) fits
+``DECODE(n_members=4)`` with the package's defaults as the uncertainty benchmark's jobs do (one torch thread; the
+model is saved under ``results/uncertainty_jobs/models/interval_unknown__<seed>__m4/`` and loaded when there), then
+calibrates the intervals with ``unknown_share`` 0 (the default) and ``"auto"`` and scores coverage and mean width of
+the 90 % intervals, with the constant-width oracle of the uncertainty benchmark. Transductive, as every figure here:
+the model sees the unlabelled bulk it scores; the truth only scores. Writes ``results/interval_unknown.csv``.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ SHARES = (0.0, "auto")
 
 def tasks() -> list:
     """Relative-mode tasks: the ``unknown`` scenario's three, then full-reference ones (same and far platforms)."""
-    from .scenarios import Task, bone_marrow, cellbench, pbmc_real, unknown_material
+    from .scenarios import Task, bone_marrow, cellbench, kidney, pbmc_real, tscp_states, unknown_material
 
     out = []
     for t in unknown_material():
         truth = t.truth.drop(columns="unknown")
         truth = truth.div(truth.sum(axis=1), axis=0)
         out.append(Task(SCENARIO, t.name, t.reference, t.labels_key, t.bulk, truth, mode="relative", scale=t.scale))
-    for t in pbmc_real() + bone_marrow() + cellbench()[:1]:
+    for t in pbmc_real() + bone_marrow() + cellbench()[:1] + kidney() + tscp_states():
         name = f"{t.name}, full reference"
         out.append(Task(SCENARIO, name, t.reference, t.labels_key, t.bulk, t.truth, mode="relative", scale=t.scale))
     return out

@@ -445,9 +445,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             exceeds 2, where a platform shift reads as unexplained material. Measured on the uncertainty page
             (*Relative mode when the reference lacks material*; 3 seeds): on real PBMC bulk without NK cells in the
             reference, ``"auto"`` lifts the coverage of the 90 % intervals from 0.72 to 0.86-0.92 (GSE107572) and
-            from 0.62 to 0.74 (GSE107011), and leaves the full-reference cohorts' as they were; HSCs missing from a
-            bone-marrow reference read as no unexplained material, so nothing changes there. Absolute mode
-            calibrates on unknown material already.
+            from 0.62 to 0.74 (GSE107011), and leaves 7 of 8 full-reference cohorts' as they were; on kidney
+            replicate 3 a batch shift reads as missing material and the intervals grow too wide (0.85 -> 0.99).
+            HSCs missing from a bone-marrow reference read as no unexplained material, so nothing changes there.
+            Absolute mode calibrates on unknown material already.
         """
         if self.module is None or not self.is_trained_:
             raise ValueError("Train the model first (model.train()); intervals are calibrated on the trained network.")
