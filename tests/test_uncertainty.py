@@ -315,7 +315,7 @@ def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensem
 
     import decode_omics.model._intervals as intervals_module
     from decode_omics.model._calibration import log_residual_spread
-    from decode_omics.model._intervals import _check_unknown_share, fit_interval_calibration
+    from decode_omics.model._intervals import check_unknown_share, fit_interval_calibration
 
     plain = ensemble.interval_calibration_
     assert (plain["unknown_share"], plain["unknown_share_from"]) == (0.0, "given")
@@ -363,10 +363,10 @@ def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensem
         with pytest.raises(ValueError, match="unknown_share must be"):
             fit_interval_calibration(ensemble, unknown_share=bad)
     with pytest.raises(ValueError, match="for relative mode"):
-        _check_unknown_share(SimpleNamespace(mode_="absolute"), 0.3)
+        check_unknown_share(SimpleNamespace(mode_="absolute"), 0.3)
     head = SimpleNamespace(unknown=None)
     with pytest.raises(ValueError, match="needs the unknown head"):
-        _check_unknown_share(SimpleNamespace(mode_="relative", module=SimpleNamespace(head=head)), "auto")
+        check_unknown_share(SimpleNamespace(mode_="relative", module=SimpleNamespace(head=head)), "auto")
 
 
 def test_content_shift_widens_and_recalibrates_without_training(ensemble):

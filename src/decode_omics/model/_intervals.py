@@ -215,11 +215,11 @@ def _match_unknown_share(model, cohorts: _Cohorts, shift: float, rng: np.random.
     return share, f"matched to the registered bulk's median unexplained share {target:.3f}"
 
 
-def _check_unknown_share(model, unknown_share) -> None:
+def check_unknown_share(model, unknown_share) -> None:
     """Refuse an ``unknown_share`` the model cannot use, saying why."""
-    if isinstance(unknown_share, str) or not 0 <= unknown_share < 1:
-        if unknown_share != "auto":
-            raise ValueError(f'unknown_share must be "auto" or a share in [0, 1), got {unknown_share!r}.')
+    valid_share = not isinstance(unknown_share, str) and 0 <= unknown_share < 1
+    if unknown_share != "auto" and not valid_share:
+        raise ValueError(f'unknown_share must be "auto" or a share in [0, 1), got {unknown_share!r}.')
     if unknown_share == 0:
         return
     if model.mode_ == "absolute":
@@ -401,7 +401,7 @@ def fit_interval_calibration(
     for name, value in (("content_shift", content_shift), ("unknown_content_shift", unknown_content_shift)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}.")
-    _check_unknown_share(model, unknown_share)
+    check_unknown_share(model, unknown_share)
     cohorts = calibration_cohorts(model, shift, seed, unknown_share)
     calibration = conformal_scores(cohorts, content_shift, unknown_content_shift, seed)
     logger.info(

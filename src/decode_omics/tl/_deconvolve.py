@@ -30,7 +30,9 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
     """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`);
     ``mdata``: the MuData ``bulk`` is a modality of (its ``.obsm`` may hold the measured fractions)."""
     from ..model import DECODE
+    from ..model._intervals import check_unknown_share
     from ..model._lightning import seeded
+    from ..model._settings import current_seed
 
     _check_reference(reference, labels_key, "reference")
     measured = _measured_frame(bulk, fit["measured_key"], mdata)
@@ -43,13 +45,15 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
         DECODE.setup_anndata(blk, scale=fit["scale"])
         model = DECODE(ref, blk, mode=fit["mode"], **model_kwargs)
+        if fit["unknown_share"] != 0:
+            check_unknown_share(model, fit["unknown_share"])  # before training, not after
         measured = _measured_fractions(measured, model, blk.obs_names)
         mean = _mean_fractions(fit["mean_fractions"], model)
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
-        if fit["unknown_share"] != 0:  # the gains fitted below calibrate again, keeping the share asked for
-            model.calibrate_intervals(unknown_share=fit["unknown_share"])
+        if fit["unknown_share"] != 0:  # calibrated when the intervals are read; the gains below keep the share
+            model._defer_interval_calibration(seed=current_seed(), unknown_share=fit["unknown_share"])
         if measured is not None:
             model.fit_platform_gains(measured)
         elif mean is not None:
