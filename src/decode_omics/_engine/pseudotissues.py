@@ -118,3 +118,22 @@ class PseudoTissueGenerator:
         c = n_cells[:, None].astype(f32)
         x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)
         return np.clip(x, 0, None, out=x)
+
+    def centring_complement(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
+        """Material of the cells a reference *centred over more cells than it holds* lacks (values read as stored).
+
+        Log-ratios and z-scores are centred per feature over the cells they were measured with: the labels' cell-
+        weighted profiles plus those of the cells not kept sum to 0, so the missing cells' mean profile points along
+        *minus* the reference's cell-weighted mean profile. The complement's profile is that direction, scaled to the
+        labels' mean norm, each feature varied mildly (``0.3 |mu| eps``); ``n_cells[i]`` cells of it are drawn per
+        sample with the labels' cell-weighted variance. Signed values: nothing is clipped.
+        """
+        f32 = np.float32
+        shares = (self.index.sizes / max(int(self.index.sizes.sum()), 1)).astype(f32)
+        mean, var = self.mean.astype(f32), self.var.astype(f32)
+        mu = -(shares @ mean)
+        mu *= np.linalg.norm(mean, axis=1).mean() / max(float(np.linalg.norm(mu)), 1e-12)
+        mu = mu + f32(0.3) * np.abs(mu) * rng.standard_normal((n_cells.size, mu.size), dtype=f32)
+        sd = np.sqrt(shares @ var)[None, :]
+        c = n_cells[:, None].astype(f32)
+        return c * mu + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)

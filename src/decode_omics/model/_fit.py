@@ -75,9 +75,11 @@ def fit_network(model, settings: TrainSettings) -> bool:
 def draws_unknown_view(model, plan: DECODETrainingPlan) -> bool:
     """Whether training batches carry the view with unknown material: wherever a network has an unknown head (which
     learns from it) or the relative fractions learn to ignore such material (``fractions_with_unknown``) on a linear
-    scale; values read as stored (``scale="as_is"``) have no scale on which material adds up, so no such view."""
+    scale. Values read as stored (``scale="as_is"``) have no scale on which a new type's material adds up; there the
+    view holds the centring complement instead, where the model trains on it (``DECODE(centring_complement=...)``)."""
     linear = model.module.transform.normalization == "composition"
-    return model.module.head.unknown is not None or (plan.fractions_with_unknown and linear)
+    complement = model._sampler.config.unknown_material == "complement"
+    return model.module.head.unknown is not None or (plan.fractions_with_unknown and (linear or complement))
 
 
 def _fit_keeping_ctrl_c(trainer, plan, train_dl, val_dl) -> bool:

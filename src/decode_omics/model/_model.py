@@ -36,6 +36,7 @@ from ._reference import label_values, prepare_registered, refuse_silent_labels
 from ._registry import attach_reference, register, registered
 from ._save_load import model_attributes, restore_model, write_model_files
 from ._settings import TrainSettings, current_seed
+from ._stored_fit import trains_on_complement
 
 logger = logging.getLogger("decode_omics")
 
@@ -96,6 +97,15 @@ class DECODE(InferenceMixin, BaseModelClass):
         time (one more view of each pseudo-tissue and the head's residual statistics; measured on 20 epochs, one
         thread: 17.7 s -> 27.9 s on real PBMC bulk with 2,000 features, 6.6 s -> 9.7 s on bone marrow). Absolute
         mode always has it.
+    centring_complement
+        Values read as stored (``scale="as_is"``): also train the fractions on pseudo-tissues that hold material of
+        the cells the reference lacks among those its values were centred over (log-ratios, z-scores), scored against
+        the known labels' split, so that such material in the bulk is not read as less of the known labels. Its
+        profile is the one the centring implies, minus the reference's cell-weighted mean
+        (:meth:`~decode_omics._engine.pseudotissues.PseudoTissueGenerator.centring_complement`; a share up to 0.5
+        per sample). ``None``: on where the labels' profiles do not cancel
+        (:func:`~decode_omics.model._stored_fit.mix_cancellation` at least 0.2; a reference centred over its own
+        cells cancels, and nothing changes there). Stored in ``centring_complement_``; measured on the method page.
 
     Attributes
     ----------
@@ -136,6 +146,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         min_cells: int = 3,
         n_members: int = 1,
         unknown_head: bool | None = None,
+        centring_complement: bool | None = None,
     ):
         if mode not in ("relative", "absolute"):
             raise ValueError(f"mode must be 'relative' or 'absolute', got {mode!r}.")
@@ -197,6 +208,9 @@ class DECODE(InferenceMixin, BaseModelClass):
             )
         if mode == "relative" and (not as_is if unknown_head is None else unknown_head):
             self.module_kwargs_["unknown_head"] = True
+        self.centring_complement_ = trains_on_complement(centring_complement, as_is, self._sampler.mean)
+        if self.centring_complement_:
+            self._sampler.config.unknown_material = "complement"
         self.bulk_scale_: dict | None = None
         if self.bulk_manager_ is not None:
             source = self._bulk_source(None)
@@ -388,6 +402,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             logger.info("No bulk registered: the adversarial stage is off.")
             adversarial = False
         settings = TrainSettings.from_call(locals())
+        if self.centring_complement_:  # the fractions learn from the view with the complement
+            settings.plan_kwargs = {"fractions_with_unknown": True} | (settings.plan_kwargs or {})
         if settings.measurement_noise == "auto":
             settings.measurement_noise = estimate_measurement_noise(self)
         elif not isinstance(measurement_noise, (int, float)) or measurement_noise < 0:

@@ -34,6 +34,10 @@ class PseudoTissueConfig:
         ``floor(0.1 * n)`` cells).
     unknown_share
         Absolute mode: upper bound of the share of unknown material in the view the unknown head learns from.
+    unknown_material
+        What that view adds: ``"new_type"`` (cells of a random new cell type, linear scales) or ``"complement"``
+        (values read as stored: cells of the material a reference centred over more cells than it holds lacks, see
+        :meth:`~decode_omics._engine.pseudotissues.PseudoTissueGenerator.centring_complement`).
     pool_per_label
         On-disk references only: cells per label read from disk for each set of pseudo-tissues (a fresh random pool
         every epoch, so every cell is used over training while memory stays bounded).
@@ -44,6 +48,7 @@ class PseudoTissueConfig:
     fractions: str = "dirichlet"
     noise_share: float = 0.1
     unknown_share: float = 0.5
+    unknown_material: str = "new_type"
     pool_per_label: int = 2048
 
 
@@ -97,8 +102,9 @@ class PseudoTissueSampler:
         """``n`` pseudo-tissues: ``x`` (clean), ``y`` (fractions over known cells) and, if ``views``, ``x1`` / ``x2``
         (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, if ``absolute``
         (the view with unknown material: absolute mode, and relative fractions trained to ignore such material),
-        ``xu`` (cells of a new, unknown cell type added, a share ``u`` drawn from ``U(0, unknown_share)``; the
-        config's ``unknown_share`` unless given) and ``u``.
+        ``xu`` (cells of a new, unknown cell type added, or the centring complement, as the config's
+        ``unknown_material`` says; a share ``u`` drawn from ``U(0, unknown_share)``, the config's ``unknown_share``
+        unless given) and ``u``.
         """
         cfg, gen = self.config, self.generator
         cells = self.pool(rng) if (cfg.method == "cells" or views) else None
@@ -115,7 +121,8 @@ class PseudoTissueSampler:
         if absolute:
             share = rng.uniform(0, cfg.unknown_share if unknown_share is None else unknown_share, n)
             n_unknown = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
-            out["xu"] = x + gen.unknown_type(rng, n_unknown)
+            new = gen.centring_complement if cfg.unknown_material == "complement" else gen.unknown_type
+            out["xu"] = x + new(rng, n_unknown)
             out["u"] = (n_unknown / (n_unknown + cfg.cells_per_sample)).astype(np.float32)
         return out
 

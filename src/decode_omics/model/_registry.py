@@ -77,3 +77,5 @@ def attach_reference(model, reference, attrs: dict) -> None:
         method=attrs.get("pseudotissue", "parametric"),
         fractions=init.get("fractions", "dirichlet"),
     )
+    if getattr(model, "centring_complement_", False):  # a loaded model trains again as it was trained
+        model._sampler.config.unknown_material = "complement"

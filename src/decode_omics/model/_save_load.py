@@ -74,6 +74,7 @@ ATTRIBUTES = (
     ("denoise", "denoise_", True, bool, bool),
     ("pseudotissue", "pseudotissue_", "parametric", str, str),
     ("standardize", "standardize_", False, bool, bool),
+    ("centring_complement", "centring_complement_", False, bool, bool),
     ("train_settings", "train_settings_", {}, dict, dict),
     ("is_trained", "is_trained_", True, bool, bool),
     (

@@ -58,6 +58,27 @@ def mix_cancellation(profiles: np.ndarray) -> float:
     return float(np.linalg.norm(weights @ profiles) / scale)
 
 
+def trains_on_complement(requested: bool | None, as_is: bool, profiles: np.ndarray) -> bool:
+    """Whether training adds the centring complement (``DECODE(centring_complement=...)``): ``None`` resolves to on
+    for values read as stored whose label profiles do not cancel (:func:`mix_cancellation` at least
+    :data:`CANCELLING_MIX`), the references that lack some of the cells they were centred over. ``True`` elsewhere
+    is refused, naming why."""
+    if requested is None:
+        return bool(as_is and mix_cancellation(profiles) >= CANCELLING_MIX)
+    if requested and not as_is:
+        raise ValueError(
+            "centring_complement=True is for values read as stored (scale='as_is'): on a linear scale, material the "
+            "reference lacks is what absolute mode's `unknown` share and the unknown head learn from."
+        )
+    if requested and (cancellation := mix_cancellation(profiles)) < CANCELLING_MIX:
+        raise ValueError(
+            f"centring_complement=True needs label profiles that do not cancel; these do (mix_cancellation "
+            f"{cancellation:.3f} < {CANCELLING_MIX}): the reference was centred over its own cells, so no centred "
+            "material is missing from it. Leave centring_complement=None."
+        )
+    return bool(requested)
+
+
 def cone_excess(x: np.ndarray, profiles: np.ndarray) -> np.ndarray:
     """Per row of ``x`` (samples x features), the share of its squared norm that the best non-negative mix of the
     rows of ``profiles`` (labels x features) misses beyond the best unconstrained mix; NaN for an all-zero row."""
