@@ -62,8 +62,10 @@ def test_deconvolve_names_samples_when_the_reference_lacks_a_type():
     truth = bulk.obsm["fractions"]
     messages = _deconvolve(bulk, _without(ref, "type2"))
     assert len(messages) == 1 and "A reference with the missing cell types is the fix" in messages[0]
+    assert "trained on the material the reference's centring implies" in messages[0]
     checked = bulk.uns["decode"]["outside_mixtures"]
     assert checked["checked"] and checked["share_outside"] >= OUTSIDE_WARNING_SHARE
+    assert checked["centring_complement"]
     fit = bulk.obs["decode_stored_fit"]
     flagged = fit.index.isin(checked["flagged"])
     assert (fit[flagged] > checked["threshold"]).all()
@@ -77,6 +79,7 @@ def test_reference_centred_over_its_own_cells_is_not_checked():
     checked = bulk.uns["decode"]["outside_mixtures"]
     assert not checked["checked"] and checked["flagged"] == []
     assert checked["mix_cancellation"] < CANCELLING_MIX and "cancel" in checked["why_not"]
+    assert not checked["centring_complement"]
     assert "decode_stored_fit" in bulk.obs
 
 

@@ -268,7 +268,8 @@ def deconvolve(
       accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
       and ``domain_distance``), ``unexplained`` (linear scales: ``threshold``, ``median_reference_fit``,
       ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), ``outside_mixtures`` (values read as
-      stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``, ``checked``, ``share_outside``
+      stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``, ``centring_complement``
+      (whether the network trained on the material the centring implies), ``checked``, ``share_outside``
       and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
       was measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and
@@ -368,7 +369,8 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         stored_fit = model.get_stored_fit(adata, layer=fit["layer"])
         adata.obs[f"{key_added}_stored_fit"] = stored_fit.to_numpy()
         cancellation = mix_cancellation(model.module.label_profiles.cpu().numpy())
-        outside = check_outside_mixtures(stored_fit, model.stored_fit_threshold(), cancellation)
+        complement = bool(getattr(model, "centring_complement_", False))
+        outside = check_outside_mixtures(stored_fit, model.stored_fit_threshold(), cancellation, complement)
     history = {k: v.iloc[:, 0].astype(float).tolist() for k, v in model.history.items()}
     adata.uns[key_added] = {
         "params": {
