@@ -167,3 +167,13 @@ def test_centring_complement_refused_where_it_cannot_apply():
     DECODE.setup_anndata(linear, labels_key="cell_type")
     with pytest.raises(ValueError, match="for values read as stored"):
         DECODE(linear, centring_complement=True)
+
+
+def test_intervals_of_a_model_trained_on_the_centring_complement_are_calibrated_with_it():
+    ref, bulk = _centred_cells()
+    lacking = _without(ref, "type2")
+    model = _fitted(lacking, bulk, epochs=2)
+    calibration = model.interval_calibration_
+    assert calibration["unknown_share"] == 0.5 and calibration["unknown_share_from"] == "centring complement"
+    full = _fitted(ref, bulk, epochs=2)
+    assert full.interval_calibration_["unknown_share"] == 0.0

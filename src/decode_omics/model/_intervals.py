@@ -14,9 +14,11 @@ for (or the model is saved), with the seed the model was trained with:
    efficiency moves as much as that shift disturbs the network. For values read as stored (no gains): the median
    residual share of each sample's non-negative least-squares fit by the label profiles (:func:`misfit`).
 2. **Held-out pseudo-tissue cohorts shifted as far.** Fresh pseudo-tissues (a stream the training never drew; in
-   absolute mode with unknown material added, share up to 0.5) in cohorts of :data:`COHORT_SIZE`, each cohort with
-   its own platform shift: every feature multiplied by ``exp(N(0, s^2))`` (linear scales) or offset by ``N(0, s^2)``
-   times its spread (values as stored), one draw per feature and cohort. ``s`` is the size at which the cohorts
+   absolute mode with unknown material added, share up to 0.5; for values read as stored with the centring
+   complement, ``DECODE(centring_complement=...)``, with that material, share up to 0.5, as in training) in
+   cohorts of :data:`COHORT_SIZE`, each cohort with its own platform shift: every feature multiplied by
+   ``exp(N(0, s^2))`` (linear scales) or offset by ``N(0, s^2)`` times its spread (values as stored), one draw per
+   feature and cohort. ``s`` is the size at which the cohorts
    show the bulk's measure of step 1 (interpolated on :data:`SHIFT_GRID`; 0 without registered bulk).
    Each cohort's labels also carry their own amount per cell: the truth the cohort is scored against is its
    fractions of material divided, label by label, by a factor ``exp(N(0, t^2))`` drawn per cohort and renormalised
@@ -323,7 +325,9 @@ def calibration_cohorts(
     member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given; drawn from a stream
     of ``seed`` (default: the current seed). In relative mode, ``unknown_share`` adds material of a new cell type
     to every cohort's samples, a share ``U(0, unknown_share)`` each (``"auto"``: matched to the registered bulk's
-    median unexplained share), their truth staying the known labels' split."""
+    median unexplained share), their truth staying the known labels' split. A model trained on the centring
+    complement (values read as stored) has its cohorts hold that material, a share ``U(0, 0.5)`` as in training
+    (``unknown_share_from``: ``"centring complement"``)."""
     seed = current_seed() if seed is None else int(seed)
     rng = np.random.default_rng([seed, 2026])  # a stream of its own: training never drew from it
     cohorts = _Cohorts(model, rng)
@@ -336,6 +340,10 @@ def calibration_cohorts(
     if unknown_share == "auto":  # on a stream of its own: a share matched at 0 leaves the cohorts as by default
         matching = np.random.default_rng([seed, 2026, 2])
         cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, matching)
+    elif unknown_share == 0 and getattr(model, "centring_complement_", False):
+        # values read as stored whose reference lacks cells it was centred over: the cohorts hold that material, as
+        # the training pseudo-tissues did
+        cohorts.unknown_share, unknown_from = float(model._sampler.config.unknown_share), "centring complement"
     else:
         cohorts.unknown_share, unknown_from = float(unknown_share), "given"
     correct = model.platform_gains_ is not None
