@@ -33,7 +33,8 @@ class PseudoTissueConfig:
         Upper bound of the share of artificial noise cells in the two noisy views of the denoiser (DECODE's
         ``floor(0.1 * n)`` cells).
     unknown_share
-        Absolute mode: upper bound of the share of unknown material in the view the unknown head learns from.
+        Upper bound of the share of unknown material in the view with it (the unknown head learns from that view;
+        with ``fractions_with_unknown`` or the centring complement, the fractions too).
     unknown_material
         What that view adds: ``"new_type"`` (cells of a random new cell type, linear scales) or ``"complement"``
         (values read as stored: cells of the material a reference centred over more cells than it holds lacks, see
