@@ -64,3 +64,50 @@ def test_training_records_it_is_seeded_and_changes_the_result():
     assert not np.allclose(fractions[0.995][0], fractions[0.0][0])
     with pytest.raises(ValueError, match="weight_averaging"):
         DECODE(ref, bulk).train(**FAST, weight_averaging=1.0)
+
+
+def test_the_average_is_the_per_parameter_arithmetic_bit_for_bit():
+    """The average folds all parameters in with multi-tensor kernels: the same numbers as one parameter at a time."""
+    from decode_omics.model._averaging import WeightAverage
+
+    torch.manual_seed(1)
+    module = DECODEModule(30, 4)
+    average = WeightAverage(0.99)
+    by_hand = None
+    for t in range(25):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(torch.randn_like(p))
+        average.update(module)
+        params = dict(module.named_parameters())
+        if by_hand is None:
+            by_hand = {name: p.detach().clone() for name, p in params.items()}
+        decay = min(0.99, (2 + t) / (11 + t))
+        for name, p in params.items():
+            by_hand[name].mul_(decay).add_(p.detach(), alpha=1 - decay)
+    assert all(torch.equal(average.average[name], by_hand[name]) for name in by_hand)
+
+
+def test_the_multi_tensor_optimiser_trains_the_same_weights_as_the_per_parameter_loop(monkeypatch):
+    """Adam's multi-tensor implementation (faster for an ensemble's many parameters) gives the fractions the
+    per-parameter loop gives, bit for bit, on CPU."""
+    ref, bulk = reference_and_bulk(n_samples=12)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    optimiser = DECODETrainingPlan.configure_optimizers(DECODETrainingPlan(DECODEModule(10, 3)))
+    assert optimiser.defaults["foreach"] is True
+    fractions = []
+    for loop in (False, True):
+        if loop:
+            monkeypatch.setattr(
+                DECODETrainingPlan,
+                "configure_optimizers",
+                lambda self: torch.optim.Adam(
+                    self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=False
+                ),
+            )
+        scvi.settings.seed = 0
+        model = DECODE(ref, bulk, n_members=2, n_hidden=32, n_latent=8)
+        model.train(max_epochs=3, n_pseudotissues=256, n_validation=64, enable_progress_bar=False)
+        fractions.append(model.get_fractions().to_numpy())
+    np.testing.assert_array_equal(fractions[0], fractions[1])

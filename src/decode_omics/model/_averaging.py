@@ -30,8 +30,11 @@ class WeightAverage:
             self.average = {name: p.detach().clone() for name, p in params.items()}
         self.n_steps += 1
         decay = min(self.decay, (1 + self.n_steps) / (10 + self.n_steps))
-        for name, p in params.items():
-            self.average[name].mul_(decay).add_(p.detach(), alpha=1 - decay)
+        # one multi-tensor kernel per operation, not one per parameter (an ensemble has hundreds); the same
+        # arithmetic, element for element, as average.mul_(decay).add_(p, alpha=1 - decay)
+        average = [self.average[name] for name in params]
+        torch._foreach_mul_(average, decay)
+        torch._foreach_add_(average, [p.detach() for p in params.values()], alpha=1 - decay)
 
     @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:

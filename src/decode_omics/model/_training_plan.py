@@ -256,5 +256,7 @@ class DECODETrainingPlan(pl.LightningModule):
         self.log("fraction_loss_validation", losses["fraction_loss"], on_epoch=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        """Adam over all parameters (encoder, denoiser, heads, discriminator, projector)."""
-        return torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        """Adam over all parameters (encoder, denoiser, heads, discriminator, projector), with its multi-tensor
+        implementation: on CPU it gives the same weights as the per-parameter loop, bit for bit, in less time where
+        there are many parameters (an ensemble's members)."""
+        return torch.optim.Adam(self.module.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True)
