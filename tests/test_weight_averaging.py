@@ -97,8 +97,8 @@ def test_the_multi_tensor_optimiser_trains_the_same_weights_as_the_per_parameter
     optimiser = DECODETrainingPlan.configure_optimizers(DECODETrainingPlan(DECODEModule(10, 3)))
     assert optimiser.defaults["foreach"] is True
     fractions = []
-    for loop in (False, True):
-        if loop:
+    for per_parameter in (False, True):  # the package's optimiser first, then the per-parameter loop
+        if per_parameter:
             monkeypatch.setattr(
                 DECODETrainingPlan,
                 "configure_optimizers",
