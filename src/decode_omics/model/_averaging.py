@@ -30,7 +30,7 @@ class WeightAverage:
             self.average = {name: p.detach().clone() for name, p in params.items()}
         self.n_steps += 1
         decay = min(self.decay, (1 + self.n_steps) / (10 + self.n_steps))
-        # one multi-tensor kernel per operation, not one per parameter (an ensemble has hundreds); the same
+        # one multi-tensor kernel per operation, not one per parameter (38 per network, 152 for 4 members); the same
         # arithmetic, element for element, as average.mul_(decay).add_(p, alpha=1 - decay)
         average = [self.average[name] for name in params]
         torch._foreach_mul_(average, decay)
