@@ -485,3 +485,77 @@ def test_each_member_trains_on_a_draw_of_its_own(ensemble):
         assert not np.array_equal(seen, draw["x1"])
     with pytest.raises(ValueError, match="multiples of n_members"):
         TrainingBatches(sampler, 100, 48, seed=0, n_members=3)
+
+
+def test_the_first_member_alone_reports_the_unexplained_share(ensemble, data, tmp_path):
+    """Relative mode: the unknown head, which only reports, is the first member's alone; the others skip its view."""
+    heads = [m.head.unknown is not None for m in ensemble.module.members]
+    assert heads == [True, False, False]
+    assert ensemble.module_kwargs_["unknown_head_members"] == 1
+    x = torch.as_tensor(ensemble._bulk_source(None, platform_correction=False).matrix())
+    with torch.inference_mode():
+        first = ensemble.module.members[0].unexplained(x, denoise=ensemble.denoise_).numpy()
+    np.testing.assert_allclose(ensemble.get_unexplained().to_numpy(), first, rtol=1e-6)
+    assert "unknown_loss_train" in ensemble.history_
+    ensemble.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", bulk=ensemble.bulk_)
+    assert [m.head.unknown is not None for m in loaded.module.members] == heads
+    np.testing.assert_array_equal(loaded.get_unexplained().to_numpy(), ensemble.get_unexplained().to_numpy())
+
+
+def test_only_the_members_that_learn_from_it_draw_the_view_with_unknown_material(ensemble):
+    """Training batches: ``xu`` / ``u`` hold the listed members' rows alone, each exactly its own draw; validation
+    batches keep those members' rows of their one draw."""
+    from decode_omics.model._pseudotissues import TrainingBatches, ValidationBatches
+
+    sampler = ensemble._sampler
+    draws = []
+    original_sample = sampler.sample
+
+    def sample(n, rng, absolute=False, views=True):
+        out = original_sample(n, rng, absolute, views)
+        draws.append(out)
+        return out
+
+    sampler.sample = sample
+    try:
+        batches = list(TrainingBatches(sampler, 3 * 40, 3 * 16, seed=0, unknown_view=[1], n_members=3))
+    finally:
+        del sampler.sample
+    assert ["xu" in d for d in draws] == [False, True, False]
+    for b in batches:
+        assert b["xu"].shape[0] == b["u"].shape[0] == b["x"].shape[0] // 3
+    # member 1's rows of xu and of the clean view are the same pseudo-tissues (xu = x + unknown material)
+    xu, x = torch.cat([b["xu"] for b in batches]), torch.cat([b["x"][1::3] for b in batches])
+    assert bool((xu >= x - 1e-4).all()) and float((xu - x).sum()) > 0
+    np.testing.assert_array_equal(np.sort(xu.numpy(), axis=0), np.sort(draws[1]["xu"], axis=0))
+
+    every = ValidationBatches(sampler, 3 * 32, 3 * 16, seed=0, unknown_view=True, n_members=3)
+    first = ValidationBatches(sampler, 3 * 32, 3 * 16, seed=0, unknown_view=[0], n_members=3)
+    for a, b in zip(every, first, strict=True):
+        torch.testing.assert_close(a["x"], b["x"])
+        torch.testing.assert_close(a["xu"][0::3], b["xu"])
+
+
+def test_an_ensemble_saved_with_an_unknown_head_in_every_member_loads_as_it_was(data, tmp_path):
+    """Ensembles saved before the first member alone had the unknown head (every member had one) load with theirs,
+    and their unexplained share stays the members' average."""
+    ref, bulk = _registered(data)
+    model = DECODE(ref, bulk, n_members=2, **SMALL)
+    del model.module_kwargs_["unknown_head_members"]
+    model._build_module()
+    assert all(m.head.unknown is not None for m in model.module.members)
+    model.train(**EPOCHS | {"max_epochs": 2})
+    model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", bulk=bulk)
+    assert all(m.head.unknown is not None for m in loaded.module.members)
+    np.testing.assert_array_equal(loaded.get_unexplained().to_numpy(), model.get_unexplained().to_numpy())
+    x = torch.as_tensor(model._bulk_source(None, platform_correction=False).matrix())
+    with torch.inference_mode():
+        each = [m.unexplained(x, denoise=model.denoise_).numpy() for m in model.module.members]
+    np.testing.assert_allclose(model.get_unexplained().to_numpy(), np.mean(each, axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown_head_members must be between 1 and n_members"):
+        DECODEEnsemble(2, 5, 3, unknown_head=True, unknown_head_members=3)
+    # absolute mode: the unknown share is part of the estimate, so every member learns it
+    absolute = DECODE(ref, bulk, mode="absolute", n_members=2, **SMALL).module
+    assert all(m.head.unknown is not None for m in absolute.members)

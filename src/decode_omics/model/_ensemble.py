@@ -13,7 +13,9 @@ pseudo-tissues were rows of one draw, sharing its noise cells, 0.36-0.72 on 16 t
 variance was shared; members that draw their own 0.34-0.73, median 0.52, on the same 16 tasks over 3 seeds,
 and 0.30-0.71, median 0.50, of their own spread read alone, against 0.5 for four independent members).
 Predictions average the members; :meth:`DECODEEnsemble.member_fractions` gives each member's, from which
-:mod:`~decode_omics.model._intervals` builds calibrated intervals.
+:mod:`~decode_omics.model._intervals` builds calibrated intervals. In relative mode the unexplained share
+(:meth:`~decode_omics.model.DECODE.get_unexplained`) is the first member's alone: its unknown head reads detached
+codes and shapes no fraction, so the other members skip it and the view with unknown material it learns from.
 """
 
 from __future__ import annotations
@@ -33,14 +35,28 @@ class DECODEEnsemble(nn.Module):
         Number of networks (at least 2; one network is a plain :class:`~decode_omics.model.DECODEModule`).
     n_features, n_labels, **kwargs
         As for :class:`~decode_omics.model.DECODEModule`.
+    unknown_head_members
+        Relative mode with ``unknown_head``: how many members (the first ones) learn the unknown share. The share
+        only reports how much of a sample the reference explains (its head reads detached codes and shapes no
+        fraction), so the package gives it to the first member alone (1): the other members then skip the view with
+        unknown material and the head's residual statistics, a third of a relative-mode network's training time.
+        ``None``: every member (models saved before 2026-12-06). Absolute mode: every member, whatever this says (the
+        unknown share is part of the estimate there).
     """
 
-    def __init__(self, n_members: int, n_features: int, n_labels: int, **kwargs):
+    def __init__(self, n_members: int, n_features: int, n_labels: int, *, unknown_head_members=None, **kwargs):
         super().__init__()
         if n_members < 2:
             raise ValueError(f"An ensemble needs at least 2 members, got {n_members}.")
+        with_head = n_members if unknown_head_members is None else int(unknown_head_members)
+        if not 1 <= with_head <= n_members:
+            raise ValueError(f"unknown_head_members must be between 1 and n_members ({n_members}), got {with_head}.")
+        unknown_head = kwargs.pop("unknown_head", False)
         # built one after the other from one seed: the first member starts as a single network of that seed does
-        self.members = nn.ModuleList(DECODEModule(n_features, n_labels, **kwargs) for _ in range(n_members))
+        self.members = nn.ModuleList(
+            DECODEModule(n_features, n_labels, unknown_head=unknown_head and i < with_head, **kwargs)
+            for i in range(n_members)
+        )
         self.absolute = self.members[0].absolute
 
     @property
@@ -68,8 +84,12 @@ class DECODEEnsemble(nn.Module):
         return torch.stack([m(x, denoise=denoise) for m in self.members])
 
     def unexplained(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
-        """The members' average unknown share (see :meth:`DECODEModule.unexplained`)."""
-        return torch.stack([m.unexplained(x, denoise=denoise) for m in self.members]).mean(dim=0)
+        """The unknown share (see :meth:`DECODEModule.unexplained`), averaged over the members that have an unknown
+        head (in relative mode the first member alone, see ``unknown_head_members``)."""
+        readers = [m for m in self.members if m.head.unknown is not None]
+        if not readers:
+            raise ValueError("This network has no unknown head.")
+        return torch.stack([m.unexplained(x, denoise=denoise) for m in readers]).mean(dim=0)
 
     def forward(self, x: torch.Tensor, denoise: bool = True) -> torch.Tensor:
         """The members' average fractions (rows still sum to 1)."""
@@ -86,6 +106,12 @@ def build_network(n_features: int, n_labels: int, *, n_members: int = 1, **kwarg
 def members(module: nn.Module) -> list[DECODEModule]:
     """The networks of a module: its members, or the module itself."""
     return list(module.members) if isinstance(module, DECODEEnsemble) else [module]
+
+
+def unknown_view_members(module: nn.Module, fractions_with_unknown: bool) -> list[int]:
+    """The networks of a module (by position) that learn from the view with unknown material, where it is drawn:
+    those with an unknown head, or every one when the fractions learn from it too."""
+    return [i for i, m in enumerate(members(module)) if fractions_with_unknown or m.head.unknown is not None]
 
 
 def set_feature_mask(module: nn.Module, keep) -> None:

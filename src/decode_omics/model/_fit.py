@@ -12,7 +12,7 @@ import torch
 from scvi.model._utils import parse_device_args
 from scvi.train import Trainer
 
-from ._ensemble import members
+from ._ensemble import members, unknown_view_members
 from ._lightning import quiet_lightning, with_progress_bar
 from ._pseudotissues import TrainingBatches, ValidationBatches
 from ._settings import TrainSettings, current_seed
@@ -36,12 +36,15 @@ def fit_network(model, settings: TrainSettings) -> bool:
     torch.manual_seed(seed)
     plan = DECODETrainingPlan(model.module, **s.plan())
     bulk = model._bulk_source(None).matrix() if s.adversarial else None
-    unknown_view = draws_unknown_view(model, plan)
+    # the view with unknown material, for the networks that learn from it (an ensemble's first member alone, where
+    # it only feeds the unknown head that reports the unexplained share)
+    drawn = draws_unknown_view(model, plan)
+    with_view = unknown_view_members(model.module, plan.fractions_with_unknown) if drawn else []
     # an ensemble's members each train on pseudo-tissues of their own: the loaders draw n_members times as many, and
     # the plan hands member i every n-th sample of each batch
     k = len(members(model.module))
-    train_dl = TrainingBatches(model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, unknown_view, k)
-    val_dl = ValidationBatches(model._sampler, k * s.n_validation, k * s.batch_size, seed, unknown_view)
+    train_dl = TrainingBatches(model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, with_view, k)
+    val_dl = ValidationBatches(model._sampler, k * s.n_validation, k * s.batch_size, seed, with_view, k)
     if trainer_kwargs.get("strategy") == "ddp":
         # stages that are switched off (discriminator, unknown head) hold parameters no loss uses
         trainer_kwargs["strategy"] = "ddp_find_unused_parameters_true"

@@ -95,8 +95,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         :meth:`get_unexplained` (``None``: on linear scales; values read as stored have no such share). It reads
         the network's codes detached, so the fractions are learnt as without it, and costs about 1.5x the training
         time (one more view of each pseudo-tissue and the head's residual statistics; measured on 20 epochs, one
-        thread: 17.7 s -> 27.9 s on real PBMC bulk with 2,000 features, 6.6 s -> 9.7 s on bone marrow). Absolute
-        mode always has it.
+        thread: 17.7 s -> 27.9 s on real PBMC bulk with 2,000 features, 6.6 s -> 9.7 s on bone marrow). In an
+        ensemble (``n_members`` > 1) the first member alone learns it, so the other members do not pay for it.
+        Absolute mode always has it, in every member.
     centring_complement
         Values read as stored (``scale="as_is"``): also train the fractions on pseudo-tissues that hold material of
         the cells the reference lacks among those its values were centred over (log-ratios, z-scores), scored against
@@ -208,6 +209,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             )
         if mode == "relative" and (not as_is if unknown_head is None else unknown_head):
             self.module_kwargs_["unknown_head"] = True
+            if self.n_members_ > 1:  # the first member reports the unknown share (see DECODEEnsemble)
+                self.module_kwargs_["unknown_head_members"] = 1
         self.centring_complement_ = trains_on_complement(centring_complement, as_is, self._sampler.mean)
         if self.centring_complement_:
             self._sampler.config.unknown_material = "complement"

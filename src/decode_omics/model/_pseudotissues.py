@@ -7,6 +7,7 @@ uses too."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,12 +136,23 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+#: The keys of the view with unknown material in a batch: only the networks that learn from it have rows there.
+UNKNOWN_VIEW_KEYS = ("xu", "u")
+
+
+def _view_members(unknown_view, n_members: int) -> list[int]:
+    """The members that draw the view with unknown material: a list of positions, or ``True`` for every member."""
+    if unknown_view is True:
+        return list(range(n_members))
+    return sorted(int(i) for i in (unknown_view or []))
+
+
 class TrainingBatches:
     """An iterable of training batches for Lightning: fresh pseudo-tissues each epoch plus cycled real-bulk batches.
 
-    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, with ``absolute`` (the view with unknown
-    material, see :meth:`PseudoTissueSampler.sample`) ``xu`` and ``u``, and, when
-    bulk is given, ``bulk`` (a random batch of real bulk samples, never with labels).
+    Each batch is a dict of float tensors: ``x``, ``x1``, ``x2``, ``y``, with ``unknown_view`` (the view with unknown
+    material, see :meth:`PseudoTissueSampler.sample`) ``xu`` and ``u``, and, when bulk is given, ``bulk`` (a random
+    batch of real bulk samples, never with labels).
 
     Under data-parallel training (``strategy="ddp"``) every process draws its own ``1 / n_processes`` share of the
     epoch's pseudo-tissues, in batches of ``batch_size / n_processes``, and its own bulk batches, from a stream
@@ -148,7 +160,9 @@ class TrainingBatches:
 
     For an ensemble of ``n_members`` networks, every member's share of the epoch (``n_per_epoch / n_members``) is a
     draw of its own (:meth:`PseudoTissueSampler.sample`, with its own artificial noise cells), and row ``j * n_members
-    + i`` of every batch is member ``i``'s: member ``i`` takes rows ``i, i + n_members, ...``.
+    + i`` of every batch is member ``i``'s: member ``i`` takes rows ``i, i + n_members, ...``. Only the members listed
+    in ``unknown_view`` (positions; ``True``: all) draw the view with unknown material; ``xu`` and ``u`` hold their
+    rows alone, row ``j * m + p`` being the ``p``-th listed member's (``m`` listed).
     """
 
     def __init__(
@@ -158,7 +172,7 @@ class TrainingBatches:
         batch_size: int,
         seed: int,
         bulk: np.ndarray | None = None,
-        absolute: bool = False,
+        unknown_view: Sequence[int] | bool = (),
         n_members: int = 1,
     ):
         if n_per_epoch % n_members or batch_size % n_members:
@@ -172,7 +186,7 @@ class TrainingBatches:
         self.batch_size = batch_size
         self.seed = seed
         self.bulk = None if bulk is None else torch.as_tensor(bulk, dtype=torch.float32)
-        self.absolute = absolute
+        self.view_members = _view_members(unknown_view, n_members)
         self.epoch = 0
 
     def _n_local(self) -> int:
@@ -198,8 +212,15 @@ class TrainingBatches:
         rng = np.random.default_rng([self.seed, self.epoch] if world == 1 else [self.seed, self.epoch, rank])
         self.epoch += 1
         # one draw per member (its own pseudo-tissues and noise cells), each in its own random order
-        draws = [self.sampler.sample(n, rng, self.absolute) for _ in range(self.n_members)]
-        data = {k: torch.stack([torch.as_tensor(d[k]) for d in draws], dim=1) for k in draws[0]}
+        views = self.view_members
+        draws = [self.sampler.sample(n, rng, i in views) for i in range(self.n_members)]
+
+        def stacked(key, who):
+            return torch.stack([torch.as_tensor(draws[i][key]) for i in who], dim=1)
+
+        every = range(self.n_members)
+        data = {k: stacked(k, every) for k in draws[0] if k not in UNKNOWN_VIEW_KEYS}
+        with_view = {k: stacked(k, views) for k in UNKNOWN_VIEW_KEYS} if views else {}
         order = torch.as_tensor(np.stack([rng.permutation(n) for _ in range(self.n_members)], axis=1))
         members = torch.arange(self.n_members)
         batch_size = self._local_batch()
@@ -207,18 +228,38 @@ class TrainingBatches:
             idx = order[start : start + batch_size]
             # row j * n_members + i: member i's j-th pseudo-tissue of the batch
             batch = {k: v[idx, members].flatten(0, 1) for k, v in data.items()}
+            # row j * m + p: the p-th of the m members that draw the view with unknown material
+            batch |= {k: v[idx[:, views], torch.arange(len(views))].flatten(0, 1) for k, v in with_view.items()}
             if self.bulk is not None:
                 batch["bulk"] = self.bulk[torch.as_tensor(rng.integers(0, self.bulk.shape[0], idx.numel()))]
             yield batch
 
 
 class ValidationBatches:
-    """A fixed set of held-out pseudo-tissues (never real bulk labels) for early stopping."""
+    """A fixed set of held-out pseudo-tissues (never real bulk labels) for early stopping.
 
-    def __init__(self, sampler: PseudoTissueSampler, n: int, batch_size: int, seed: int, absolute: bool):
-        data = sampler.sample(n, np.random.default_rng([seed, 10**6]), absolute)
+    One draw of ``n``; in a batch, member ``i`` of ``n_members`` takes rows ``i, i + n_members, ...``, and ``xu`` /
+    ``u`` keep the rows of the members listed in ``unknown_view`` alone (laid out as in :class:`TrainingBatches`)."""
+
+    def __init__(
+        self,
+        sampler: PseudoTissueSampler,
+        n: int,
+        batch_size: int,
+        seed: int,
+        unknown_view: Sequence[int] | bool = (),
+        n_members: int = 1,
+    ):
+        views = _view_members(unknown_view, n_members)
+        data = sampler.sample(n, np.random.default_rng([seed, 10**6]), bool(views))
         data = {k: torch.as_tensor(v) for k, v in data.items()}
-        self.batches = [{k: v[s : s + batch_size] for k, v in data.items()} for s in range(0, n, batch_size)]
+        self.batches = []
+        for s in range(0, n, batch_size):
+            batch = {k: v[s : s + batch_size] for k, v in data.items()}
+            if views and len(views) < n_members:
+                rows = torch.isin(torch.arange(len(batch["x"])) % n_members, torch.as_tensor(views))
+                batch |= {k: batch[k][rows] for k in UNKNOWN_VIEW_KEYS}
+            self.batches.append(batch)
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -9,8 +9,9 @@ import lightning.pytorch as pl
 import torch
 
 from ._averaging import WeightAverage
-from ._ensemble import DECODEEnsemble
+from ._ensemble import DECODEEnsemble, unknown_view_members
 from ._module import DECODEModule
+from ._pseudotissues import UNKNOWN_VIEW_KEYS
 
 
 class DECODETrainingPlan(pl.LightningModule):
@@ -44,8 +45,10 @@ class DECODETrainingPlan(pl.LightningModule):
     An ensemble (:class:`~decode_omics.model.DECODEEnsemble`) trains every member on its own part of the batch (member
     ``i`` takes samples ``i, i + n, ...``; the loaders draw ``n_members`` times a single network's batch, so each member
     sees a batch of a single network's size, of pseudo-tissues no other member sees, drawn apart with noise cells of its
-    own), each with its own input noise, dropout, feature gains and discriminator; every logged loss is the members'
-    average, and so is the validation loss that early stopping watches. The loss optimised is the members' sum, so
+    own), each with its own input noise, dropout, feature gains and discriminator; the view with unknown material
+    holds the rows of the members that learn from it alone (in relative mode the first member, the one with an
+    unknown head). Every logged loss is the average over the members that have it, and so is the validation loss
+    that early stopping watches. The loss optimised is the members' sum, so
     that each member's gradient is the one it would get if trained alone (with a mean, Adam's coupled weight decay
     would act ``n_members`` times as strongly).
 
@@ -149,11 +152,18 @@ class DECODETrainingPlan(pl.LightningModule):
         # member i takes every n-th sample of the batch (pseudo-tissues and bulk): a batch of its own, as large as a
         # single network's, since the loaders draw n_members times as many (see fit_network)
         n = len(self.module.members)
+        # the view with unknown material holds the rows of the members that learn from it alone (see TrainingBatches)
+        with_view = unknown_view_members(self.module, self.fractions_with_unknown)
         per_member = []
         for i, m in enumerate(self.module.members):
-            part = {k: v[i::n] for k, v in batch.items()}
+            part = {k: v[i::n] for k, v in batch.items() if k not in UNKNOWN_VIEW_KEYS}
+            if i in with_view:
+                p = with_view.index(i)
+                part |= {k: batch[k][p :: len(with_view)] for k in UNKNOWN_VIEW_KEYS if k in batch}
             per_member.append(self._network_losses(m, self._perturbed(part, train), train))
-        return {k: torch.stack([losses[k] for losses in per_member]).mean() for k in per_member[0]}
+        # a loss only some members have (the unknown head's) is averaged over those
+        names = dict.fromkeys(k for losses in per_member for k in losses)
+        return {k: torch.stack([losses[k] for losses in per_member if k in losses]).mean() for k in names}
 
     def _perturbed(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
         """The batch with the training-time feature gains and measurement noise applied to its pseudo-tissue views."""
