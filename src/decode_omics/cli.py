@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument(
         "--uncertainty",
         action="store_true",
-        help="train an ensemble (about 4x the time) and write an interval per sample and label: obsm[KEY_lower] and "
+        help="train an ensemble (3-4x the time) and write an interval per sample and label: obsm[KEY_lower] and "
         "obsm[KEY_upper], and LABEL_lower / LABEL_upper columns in the CSV",
     )
     dec.add_argument("--level", type=float, default=0.9, help="level of the intervals (default: 0.9)")

@@ -199,9 +199,10 @@ def deconvolve(
     train_kwargs
         Keyword arguments for :meth:`~decode_omics.model.DECODE.train` (e.g. ``max_epochs``).
     uncertainty
-        Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; about 4x the time of
-        one) in one process, take their average as the estimate and add an interval per sample and label at
-        ``level``, calibrated on held-out pseudo-tissues shifted as far from the reference as the bulk is (see
+        Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; on one CPU thread about
+        3x the time of one network in relative mode on a linear scale, up to 4x otherwise) in one process, take their
+        average as the estimate and add an interval per sample and label at ``level``, calibrated on held-out
+        pseudo-tissues shifted as far from the reference as the bulk is (see
         :meth:`~decode_omics.model.DECODE.get_fractions`). The model sees the bulk it scores (transductive), and
         the intervals' coverage measured on real cohorts is on the benchmark page.
     level
