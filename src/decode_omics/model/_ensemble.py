@@ -39,7 +39,7 @@ class DECODEEnsemble(nn.Module):
         Relative mode with ``unknown_head``: how many members (the first ones) learn the unknown share. The share
         only reports how much of a sample the reference explains (its head reads detached codes and shapes no
         fraction), so the package gives it to the first member alone (1): the other members then skip the view with
-        unknown material and the head's residual statistics, a third of a relative-mode network's training time.
+        unknown material and the head's residual statistics, about a third of a relative-mode network's training time.
         ``None``: every member (models saved before 2026-12-06). Absolute mode: every member, whatever this says (the
         unknown share is part of the estimate there).
     """
