@@ -554,8 +554,44 @@ def test_an_ensemble_saved_with_an_unknown_head_in_every_member_loads_as_it_was(
     with torch.inference_mode():
         each = [m.unexplained(x, denoise=model.denoise_).numpy() for m in model.module.members]
     np.testing.assert_allclose(model.get_unexplained().to_numpy(), np.mean(each, axis=0), rtol=1e-6)
-    with pytest.raises(ValueError, match="unknown_head_members must be between 1 and n_members"):
-        DECODEEnsemble(2, 5, 3, unknown_head=True, unknown_head_members=3)
-    # absolute mode: the unknown share is part of the estimate, so every member learns it
+
+
+def test_absolute_mode_gives_every_member_an_unknown_head_and_bad_counts_are_refused(data):
+    """Absolute mode: the unknown share is part of the estimate, so every member learns it."""
+    ref, bulk = _registered(data)
     absolute = DECODE(ref, bulk, mode="absolute", n_members=2, **SMALL).module
     assert all(m.head.unknown is not None for m in absolute.members)
+    with pytest.raises(ValueError, match="unknown_head_members must be between 1 and n_members"):
+        DECODEEnsemble(2, 5, 3, unknown_head=True, unknown_head_members=3)
+
+
+def test_the_first_member_learns_the_unknown_share_from_its_own_rows_as_if_trained_alone(ensemble):
+    """With the view with unknown material drawn for the first member alone, the training step gives that member
+    the gradient of its own loss (unknown loss included) on its own rows, and the others theirs without it."""
+    import copy
+
+    from decode_omics.model import DECODETrainingPlan
+    from decode_omics.model._pseudotissues import TrainingBatches
+
+    module = copy.deepcopy(ensemble.module)
+    module.eval()  # no dropout: both passes see the same network
+    plan = DECODETrainingPlan(module, input_noise=0.0, adversarial=False)
+    plan.log = lambda *args, **kwargs: None
+    batch = next(iter(TrainingBatches(ensemble._sampler, 3 * 48, 3 * 16, seed=0, unknown_view=[0], n_members=3)))
+    assert batch["xu"].shape[0] == 16
+    plan.training_step(batch, 0).backward()
+    for i, member in enumerate(module.members):
+        from_ensemble = [p.grad.clone() for p in member.parameters() if p.grad is not None]
+        module.zero_grad()
+        own = {k: v[i::3] for k, v in batch.items() if k not in ("xu", "u")}
+        if i == 0:
+            own |= {"xu": batch["xu"], "u": batch["u"]}
+        losses = plan._network_losses(member, own, train=True)
+        assert ("unknown_loss" in losses) == (i == 0)
+        losses["loss"].backward()
+        alone = [p.grad.clone() for p in member.parameters() if p.grad is not None]
+        assert len(alone) == len(from_ensemble) > 0
+        for a, b in zip(alone, from_ensemble, strict=True):
+            torch.testing.assert_close(a, b)
+        module.zero_grad()
+        plan.training_step(batch, 0).backward()  # the next member's gradients from the ensemble's step again
