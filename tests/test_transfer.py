@@ -3,13 +3,11 @@
 import numpy as np
 import scvi
 from conftest import fingerprint, reference_and_bulk
-from lightning.pytorch.callbacks import Callback
 
 import decode_omics as dco
 from decode_omics.model import DECODE
 from decode_omics.model._calibration import MIN_TRANSFER_SAMPLES as MIN_SAMPLES
 from decode_omics.model._calibration import THRESHOLD, feature_agreement, transferable_features
-from decode_omics.model._ensemble import members
 
 FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
 
@@ -89,6 +87,8 @@ def test_nothing_masked_with_too_few_samples():
 
 
 def test_a_callers_callbacks_serve_both_trainings_and_stay_as_given():
+    from lightning.pytorch.callbacks import Callback
+
     class CountStarts(Callback):
         starts = 0
 
@@ -101,42 +101,3 @@ def test_a_callers_callbacks_serve_both_trainings_and_stay_as_given():
     model = _fit(ref, bulk, max_epochs=3, early_stopping=True, callbacks=callbacks)  # masks, then trains again
     assert model.feature_agreement_ is not None and model.module.transform.mask.min() == 0
     assert count.starts == 2 and callbacks == [count]
-
-
-class _RecordTrainings(Callback):
-    """Records how many networks each training run trains."""
-
-    def __init__(self):
-        self.networks = []
-
-    def on_train_start(self, trainer, pl_module):
-        self.networks.append(len(members(pl_module.module)))
-
-
-def test_an_ensemble_judges_the_features_from_one_network_of_its_seed_then_trains_once(tmp_path):
-    ref, bulk, _ = _as_is_problem(11, n_samples=40, scrambled_share=0.6)
-    one = _fit(ref, bulk, max_epochs=3)
-    record = _RecordTrainings()
-    scvi.settings.seed = 0
-    ensemble = DECODE(ref, bulk, n_members=3)
-    ensemble.train(**(FAST | {"max_epochs": 3, "callbacks": [record]}))
-    assert record.networks == [1, 3]  # one network judges, the ensemble trains once on what it kept
-    # the judging network is the one a single-network model of this seed trains first: the same agreement, bit for bit
-    np.testing.assert_array_equal(ensemble.feature_agreement_.to_numpy(), one.feature_agreement_.to_numpy())
-    keep = one.module.transform.mask.cpu().numpy()
-    assert keep.min() == 0
-    for member in members(ensemble.module):
-        np.testing.assert_array_equal(member.transform.mask.cpu().numpy(), keep)
-    fractions = ensemble.get_fractions()
-    ensemble.save(tmp_path / "ensemble")
-    loaded = DECODE.load(tmp_path / "ensemble", bulk=bulk)
-    np.testing.assert_allclose(loaded.get_fractions().to_numpy(), fractions.to_numpy(), atol=1e-6)
-    # too few bulk samples to judge: the ensemble trains once, on every feature
-    small = bulk[: MIN_SAMPLES - 1].copy()
-    DECODE.setup_anndata(small, scale="as_is")
-    record = _RecordTrainings()
-    scvi.settings.seed = 0
-    unjudged = DECODE(ref, small, n_members=2)
-    unjudged.train(**(FAST | {"max_epochs": 2, "callbacks": [record]}))
-    assert record.networks == [2] and unjudged.feature_agreement_ is None
-    assert unjudged.module.transform.mask.min() == 1

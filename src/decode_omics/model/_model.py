@@ -19,14 +19,12 @@ from scvi.model.base import BaseModelClass
 from .._engine.features import shared_features
 from ._calibration import (
     MIN_GAIN_SAMPLES,
-    MIN_TRANSFER_SAMPLES,
     anchored_platform_gains,
     check_mean_fractions,
     check_measured_fractions,
     fit_platform_gains,
     fit_transferable_features,
     mean_anchored_platform_gains,
-    n_registered_bulk,
 )
 from ._ensemble import build_network, ensemble_file_layout, members, set_feature_mask
 from ._fit import fit_network
@@ -119,8 +117,7 @@ class DECODE(InferenceMixin, BaseModelClass):
     feature_agreement_
         After :meth:`train` on values read as stored (``scale="as_is"``): per model feature, how well the bulk
         follows the network's first estimates (a Series; ``None`` when not judged). Features below 0.5 are masked in
-        the network (``module.transform.mask``). An ensemble judges them from one network of its seed, the network
-        a single-network model trains first, and so masks the same features.
+        the network (``module.transform.mask``).
 
     Examples
     --------
@@ -230,18 +227,12 @@ class DECODE(InferenceMixin, BaseModelClass):
         )
         self.init_params_ = self._get_init_params(locals())
 
-    def _build_module(self, n_members: int | None = None) -> None:
-        """A freshly initialised network (seeded), with the reference's label profiles and input transform: the
-        model's ``n_members_`` networks, or ``n_members`` (1: the network a single-network model of this seed
-        starts from)."""
+    def _build_module(self) -> None:
+        """A freshly initialised network (seeded), with the reference's label profiles and input transform."""
         torch.manual_seed(current_seed())
-        n_members = self.n_members_ if n_members is None else n_members
-        kwargs = dict(self.module_kwargs_)
-        if n_members == 1:
-            kwargs.pop("unknown_head_members", None)
         absolute = self.mode_ == "absolute"
         self.module = build_network(
-            len(self.features_), len(self.labels_), absolute=absolute, n_members=n_members, **kwargs
+            len(self.features_), len(self.labels_), absolute=absolute, n_members=self.n_members_, **self.module_kwargs_
         )
         seed = current_seed()
         for i, member in enumerate(members(self.module)):
@@ -388,8 +379,7 @@ class DECODE(InferenceMixin, BaseModelClass):
             After training, fit the registered bulk's per-feature *platform gains* (:attr:`platform_gains_`) from the
             network's first estimates and divide bulk samples by them before every prediction; for values read as
             stored (``scale="as_is"``), mask the features that do not transfer to the bulk's platform
-            (:attr:`feature_agreement_`) and train again instead (an ensemble judges them from one network of its
-            seed, then trains once, instead of training twice). In absolute mode the gains apply to the known
+            (:attr:`feature_agreement_`) and train again instead. In absolute mode the gains apply to the known
             labels' split only; the ``unknown`` share reads the bulk as measured. ``None``: on (the same as
             ``True``). Needs 5 registered bulk samples (20 for ``as_is``); see
             :mod:`~decode_omics.model._calibration`.
@@ -423,22 +413,22 @@ class DECODE(InferenceMixin, BaseModelClass):
             raise ValueError(f"measurement_noise must be 'auto' or a number >= 0, got {measurement_noise!r}.")
         # trained on, and calibrated to, the bulk as measured
         self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None
+        set_feature_mask(self.module, np.ones(len(self.features_)))  # a new training reads every feature first
+        completed = fit_network(self, settings)
         if platform_correction is None:
             platform_correction = True
-        judge = platform_correction and self._reads_as_stored()
-        if judge and self.n_members_ > 1 and n_registered_bulk(self) >= MIN_TRANSFER_SAMPLES:
-            completed, masked = self._train_ensemble_on_transferable_features(settings)
-        else:
-            set_feature_mask(self.module, np.ones(len(self.features_)))  # a new training reads every feature first
-            completed, masked = fit_network(self, settings), False
-            if completed and judge:
-                keep = fit_transferable_features(self)
-                masked = keep is not None
-                if masked:
-                    self._log_mask(keep)
-                    self._build_module()
-                    set_feature_mask(self.module, keep)
-                    fit_network(self, settings)
+        masked = False
+        if completed and platform_correction and self._reads_as_stored():
+            keep = fit_transferable_features(self)
+            masked = keep is not None
+            if masked:
+                logger.info(
+                    f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's "
+                    "platform (see feature_agreement_)."
+                )
+                self._build_module()
+                set_feature_mask(self.module, keep)
+                fit_network(self, settings)
         self.platform_gains_ = fit_platform_gains(self) if platform_correction else None
         if completed:
             self._defer_interval_calibration(seed=current_seed())
@@ -448,32 +438,6 @@ class DECODE(InferenceMixin, BaseModelClass):
             "platform_correction": applied,
             "platform_correction_requested": bool(platform_correction),
         }
-
-    def _train_ensemble_on_transferable_features(self, settings: TrainSettings) -> tuple[bool, bool]:
-        """Values read as stored, an ensemble: judge which features transfer from one network of this seed (the one
-        a single-network model trains first, so both read the same features), then train the ensemble once, on those
-        features. Judging from the ensemble itself would train it twice, at twice the cost of one network's two
-        trainings. Returns ``(completed, masked)``; interrupted while the one network trains, the ensemble stays
-        untrained."""
-        self._build_module(n_members=1)
-        completed = fit_network(self, settings)
-        keep = fit_transferable_features(self) if completed else None
-        self._build_module()
-        if not completed:
-            self.is_trained_ = False
-            logger.warning("Interrupted before the ensemble trained: the model is untrained.")
-            return False, False
-        if keep is not None:
-            self._log_mask(keep)
-            set_feature_mask(self.module, keep)
-        return fit_network(self, settings), keep is not None
-
-    @staticmethod
-    def _log_mask(keep: np.ndarray) -> None:
-        logger.info(
-            f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's platform "
-            "(see feature_agreement_)."
-        )
 
     def calibrate_intervals(
         self, *, content_shift: float = CONTENT_SHIFT, unknown_share: float | Literal["auto"] = 0.0
