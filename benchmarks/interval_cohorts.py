@@ -45,11 +45,20 @@ def held_out_halves(model) -> dict:
     cohorts = calibration_cohorts(model)
     half = cohorts["y"].shape[0] // COHORT_SIZE // 2 * COHORT_SIZE
     first = dict(cohorts, members=cohorts["members"][:, :half], y=cohorts["y"][:half])
+    if "unexplained" in cohorts:
+        first["unexplained"] = cohorts["unexplained"][:half]
     calibration = conformal_scores(first)
     rng = np.random.default_rng([current_seed(), 2026, 1])
     unknown = calibration.get("unknown_content_shift")
     cells = content_truth(cohorts["y"], calibration["content_shift"], cohorts["absolute"], rng, unknown)
-    return {"calibration": calibration, "members": cohorts["members"], "cells": cells, "half": half}
+    shares = cohorts.get("unexplained")
+    return {
+        "calibration": calibration,
+        "members": cohorts["members"],
+        "cells": cells,
+        "half": half,
+        "unexplained": shares,
+    }
 
 
 def per_cohort_coverage(model, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +69,8 @@ def per_cohort_coverage(model, n_samples: int | None = None) -> tuple[np.ndarray
     h = held_out_halves(model)
     calibration, half = h["calibration"], h["half"]
     y = h["cells"][half:]
-    _, lower, upper = intervals(calibration, h["members"][:, half:], calibration["columns"], LEVEL)
+    shares = None if h["unexplained"] is None else h["unexplained"][half:]
+    _, lower, upper = intervals(calibration, h["members"][:, half:], calibration["columns"], LEVEL, shares)
     inside = ((y >= lower) & (y <= upper)).reshape(-1, COHORT_SIZE, y.shape[1])
     n = COHORT_SIZE if n_samples is None else max(1, min(COHORT_SIZE, n_samples))
     return inside.mean(axis=(1, 2)), inside[:, :n].mean(axis=(1, 2))

@@ -10,7 +10,13 @@ import torch
 
 import decode_omics as dco
 from decode_omics.model import DECODE, DECODEEnsemble
-from decode_omics.model._intervals import CONTENT_SHIFT, conformal_quantile, intervals
+from decode_omics.model._intervals import (
+    CONTENT_SHIFT,
+    UNEXPLAINED_WEIGHTS,
+    _narrowest_scale,
+    conformal_quantile,
+    intervals,
+)
 
 from .conftest import reference_and_bulk
 
@@ -83,6 +89,56 @@ def test_calibration_recorded(ensemble):
     assert set(cal["scores"]) == set(ensemble.labels_)
     assert cal["shift"] >= 0 and "correction effect" in cal["shift_from"]
     assert cal["floor"] in (0.0, 0.01, 0.05, 0.25, 1.0)
+    assert "unexplained_weight" not in cal  # cohorts without missing material: each sample's share is not read
+
+
+def test_intervals_widen_with_each_samples_unexplained_share(ensemble):
+    """The package's intervals are those of the calibration at each sample's unexplained share, as the unknown head
+    reads it; a calibration that weighs the share widens the samples the reference explains less of."""
+    source, per_member, columns = ensemble._fractions_source(None, None, None, "auto", True)
+    with torch.inference_mode():
+        members = per_member(torch.as_tensor(source.matrix())).numpy().astype(np.float64)
+    shares = ensemble.get_unexplained().to_numpy()
+    kept = ensemble.interval_calibration_
+    try:
+        ensemble.calibrate_intervals(unknown_share=0.4)  # cohorts with missing material: the weight is chosen
+        assert ensemble.interval_calibration_["unexplained_weight"] in UNEXPLAINED_WEIGHTS
+        calibration = dict(ensemble.interval_calibration_, unexplained_weight=0.4)  # and one above 0 is applied
+        ensemble.interval_calibration_ = calibration
+        _, lower, upper = ensemble.get_fractions(return_interval=True)
+    finally:
+        ensemble.interval_calibration_ = kept
+    _, lo, up = intervals(calibration, members, columns, 0.9, shares)
+    np.testing.assert_allclose(lower.to_numpy(), lo, atol=1e-5)
+    np.testing.assert_allclose(upper.to_numpy(), up, atol=1e-5)
+    # the same samples with no share, then with the largest share the bulk shows: wider by (0.4 * share * quantile)^2
+    _, lo0, up0 = intervals(calibration, members, columns, 0.9, np.zeros_like(shares))
+    _, lo1, up1 = intervals(calibration, members, columns, 0.9, np.full_like(shares, 0.5))
+    assert ((up1 - lo1) >= (up0 - lo0) - 1e-12).all() and (up1 - lo1).mean() > (up0 - lo0).mean() + 0.01
+    with pytest.raises(ValueError, match="unexplained share"):
+        intervals(calibration, members, columns, 0.9)
+    # a calibration without the weight (saved before, or weight 0) reads no share: the intervals of before
+    old = {k: v for k, v in kept.items() if k != "unexplained_weight"}
+    _, lo_old, up_old = intervals(old, members, columns, 0.9)
+    _, lo_w0, up_w0 = intervals(dict(old, unexplained_weight=0.0), members, columns, 0.9, shares)
+    np.testing.assert_array_equal(lo_old, lo_w0)
+    np.testing.assert_array_equal(up_old, up_w0)
+
+
+def test_the_unexplained_weight_is_chosen_where_the_share_tells_the_error():
+    """On held-out samples whose errors grow with their unexplained share, a weight above 0 gives narrower intervals
+    at the same coverage and is chosen; where the share says nothing about the error, none is."""
+    rng = np.random.default_rng(0)
+    n, k = 4000, 3
+    estimate = rng.dirichlet(np.ones(k), n)
+    spread = np.full((n, k), 0.01)
+    shares = rng.uniform(0, 0.6, n)
+    errors = rng.normal(0, 1, (n, k))
+    floor, weight = _narrowest_scale(estimate, spread, estimate + 0.3 * shares[:, None] * errors, shares)
+    assert weight > 0
+    floor, weight = _narrowest_scale(estimate, spread, estimate + 0.05 * errors, shares)
+    assert weight == 0
+    assert _narrowest_scale(estimate, spread, estimate + 0.05 * errors) == (floor, 0.0)  # no shares: no weight
 
 
 def test_intervals_are_calibrated_when_first_asked_for_with_the_training_seed(data, monkeypatch):
@@ -323,8 +379,8 @@ def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensem
     assert given["unknown_share"] == 0.5
     members = np.stack([np.full((1, 4), 0.25)] * 3)
 
-    def width(calibration):
-        _, lower, upper = intervals(calibration, members, ensemble.labels_, 0.9)
+    def width(calibration):  # of a sample whose unexplained share is 0.2 (read where the calibration weighs it)
+        _, lower, upper = intervals(calibration, members, ensemble.labels_, 0.9, np.full(1, 0.2))
         return float((upper - lower).mean())
 
     assert width(given) > width(plain)

@@ -133,9 +133,11 @@ class InferenceMixin:
         return_interval
             Also return the lower and upper bounds of an interval per sample and label, at ``level``, calibrated in
             :meth:`train` on held-out pseudo-tissues shifted as far from the reference as the registered bulk is,
-            and wider where the members of an ensemble (``n_members``) disagree
-            (:mod:`~decode_omics.model._intervals`). Samples from another platform than the registered bulk are
-            read with the registered bulk's calibration.
+            and wider where the members of an ensemble (``n_members``) disagree and, when calibrated with
+            ``unknown_share`` (:meth:`calibrate_intervals`), where the reference explains less of a sample
+            (:meth:`get_unexplained`), as far as the calibration finds it to matter
+            (:mod:`~decode_omics.model._intervals`). Samples from another platform than the
+            registered bulk are read with the registered bulk's calibration.
         level
             Intended share of true fractions inside their intervals (default 0.9).
 
@@ -163,7 +165,12 @@ class InferenceMixin:
         parts = [v for _, v in self._predict(source, flat_members, max(batch_size, 10_000), batch_size, progress_bar)]
         values = np.concatenate(parts).reshape(source.n_obs, self.n_members_, len(columns)).transpose(1, 0, 2)
         keys = self.labels_ + (["unknown"] if self.mode_ == "absolute" else [])
-        return interval_frames(*intervals(self.interval_calibration_, values, keys, level), source.obs_names, columns)
+        shares = None
+        if self.interval_calibration_.get("unexplained_weight", 0.0):  # intervals widen with each sample's share
+            shares = self.get_unexplained(adata, layer=layer, modality=modality, scale=scale, batch_size=batch_size)
+            shares = shares.to_numpy()
+        bounds = intervals(self.interval_calibration_, values, keys, level, shares)
+        return interval_frames(*bounds, source.obs_names, columns)
 
     @shared_docs
     def iter_fractions(

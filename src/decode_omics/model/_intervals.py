@@ -34,11 +34,15 @@ for (or the model is saved), with the seed the model was trained with:
 3. **The same pipeline as the bulk.** Each cohort is predicted as the bulk is: platform gains fitted to it from the
    network's first estimates when the model corrects the bulk, then every member's fractions.
 4. **Conformal scores.** Per label, the error of the members' average divided by its scale,
-   ``sqrt(sd^2 + c^2 * (f * (1 - f) + e))`` (``sd``: the members' spread; ``f``: the estimate; ``c`` =
-   :data:`FRACTION_SCALE`; ``e`` from :data:`FLOORS`, the one giving the narrowest intervals on the first half of the
-   cohorts): intervals grow where the members disagree, as they do on samples unlike anything simulated, and where
-   a fraction is far from 0 and 1. The scores are kept (:attr:`DECODE.interval_calibration_`), so an interval at
-   any level is the estimate plus or minus that level's conformal quantile times the scale, clipped to [0, 1].
+   ``sqrt(sd^2 + c^2 * (f * (1 - f) + e) + (w * u)^2)`` (``sd``: the members' spread; ``f``: the estimate; ``c`` =
+   :data:`FRACTION_SCALE`; ``u``: the sample's unexplained share as the unknown head reads it, in relative mode when
+   the cohorts hold material the reference lacks (``unknown_share``), else 0; ``e`` from :data:`FLOORS` and ``w``
+   from :data:`UNEXPLAINED_WEIGHTS`, the pair giving the narrowest intervals on the first half of the cohorts):
+   intervals grow where the members disagree, as they do on samples unlike anything simulated, where a fraction is
+   far from 0 and 1, and where the reference explains less of a sample (``w`` is 0 unless that narrows the
+   intervals; it is stored as ``unexplained_weight``). The scores are kept (:attr:`DECODE.interval_calibration_`),
+   so an interval at any level is the estimate plus or minus that level's conformal quantile times the scale,
+   clipped to [0, 1].
 
 The calibration uses no label of the bulk; its coverage on real cohorts with measured truth is on the benchmark page.
 """
@@ -73,6 +77,9 @@ SHIFT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)
 FRACTION_SCALE = 0.1
 #: Floors ``e`` of the fraction term tried (0: width proportional to ``sqrt(f (1 - f))``; large: nearly constant).
 FLOORS = (0.0, 0.01, 0.05, 0.25, 1.0)
+#: Weights ``w`` of each sample's unexplained share in the scale tried (relative mode with the unknown head; 0: the
+#: share does not widen the interval).
+UNEXPLAINED_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 #: Log-sd of how much more or less of itself each label puts into a bulk sample per cell than into the reference
 #: (step 2 of the module docstring). Chosen on the real-truth tasks of the uncertainty benchmark, leaving each scenario
 #: out in turn (``python -m benchmarks.interval_content``; docs/uncertainty.md): every fold chose 0.3.
@@ -252,21 +259,31 @@ def predict_members(model, X: np.ndarray, correct: bool) -> np.ndarray:
     return member_fractions(module, x, model.denoise_).cpu().numpy().astype(np.float64)
 
 
-def scale(estimate: np.ndarray, spread: np.ndarray, floor: float) -> np.ndarray:
-    """The scale of each interval: members' spread and fraction term combined (see the module docstring)."""
+def scale(
+    estimate: np.ndarray, spread: np.ndarray, floor: float, unexplained: np.ndarray | None = None, weight: float = 0.0
+) -> np.ndarray:
+    """The scale of each interval: members' spread, fraction term and, with a ``weight``, each sample's
+    ``unexplained`` share combined (see the module docstring)."""
     f = np.clip(estimate, 0, 1)
-    return np.sqrt(spread**2 + FRACTION_SCALE**2 * (f * (1 - f) + floor)) + 1e-4
+    variance = spread**2 + FRACTION_SCALE**2 * (f * (1 - f) + floor)
+    if weight:
+        variance = variance + (weight * np.asarray(unexplained, dtype=np.float64)[:, None]) ** 2
+    return np.sqrt(variance) + 1e-4
 
 
-def _narrowest_floor(estimate: np.ndarray, spread: np.ndarray, truth: np.ndarray, level: float = DEFAULT_LEVEL):
-    """The floor of :data:`FLOORS` whose intervals, calibrated per label at ``level`` on these samples, are
-    narrowest."""
+def _narrowest_scale(estimate, spread, truth, unexplained=None, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """The floor of :data:`FLOORS` and, given the samples' ``unexplained`` shares, the weight of
+    :data:`UNEXPLAINED_WEIGHTS` whose intervals, calibrated per label at ``level`` on these samples, are narrowest
+    (on ties the smaller weight, then the smaller floor)."""
+    weights = (0.0,) if unexplained is None else UNEXPLAINED_WEIGHTS
+    pairs = [(floor, weight) for weight in weights for floor in FLOORS]
     widths = []
-    for floor in FLOORS:
-        width = scale(estimate, spread, floor)
+    for floor, weight in pairs:
+        width = scale(estimate, spread, floor, unexplained, weight)
         q = np.quantile(np.abs(estimate - truth) / width, level, axis=0)
         widths.append(float((q * width).mean()))
-    return float(FLOORS[int(np.argmin(widths))])
+    floor, weight = pairs[int(np.argmin(widths))]
+    return float(floor), float(weight)
 
 
 def summarise(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +338,9 @@ def content_truth(
 def calibration_cohorts(
     model, shift: float | None = None, seed: int | None = None, unknown_share: float | str = 0.0
 ) -> dict:
-    """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material) and every
-    member's fractions of them (``members``), at the bulk's matched ``shift`` or the one given; drawn from a stream
+    """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material), every
+    member's fractions of them (``members``) and, relative mode with the unknown head, each sample's unexplained share
+    (``unexplained``), at the bulk's matched ``shift`` or the one given; drawn from a stream
     of ``seed`` (default: the current seed). In relative mode, ``unknown_share`` adds material of a new cell type
     to every cohort's samples, a share ``U(0, unknown_share)`` each (``"auto"``: matched to the registered bulk's
     median unexplained share), their truth staying the known labels' split. A model trained on the centring
@@ -347,14 +365,24 @@ def calibration_cohorts(
     else:
         cohorts.unknown_share, unknown_from = float(unknown_share), "given"
     correct = model.platform_gains_ is not None
-    parts, truth = [], []
+    # relative mode, cohorts with material the reference lacks (unknown_share): each sample's unexplained share may
+    # widen its interval; the cohorts then span the shares a bulk with such material shows, so the weight is
+    # calibrated where it applies. Without that material it would be fitted on shares near 0 and extrapolated to a
+    # bulk that shows more (measured on the uncertainty page), so it is not read.
+    reads_unexplained = not cohorts.absolute and cohorts.unknown_share > 0 and model.module.head.unknown is not None
+    parts, truth, shares = [], [], []
     for _ in range(N_COHORTS):  # a cohort at a time: memory stays that of one cohort, whatever the features
         x, y = cohorts.draw(rng)
-        parts.append(predict_members(model, _shifted(x, shift, cohorts.spread, cohorts.as_is, rng), correct))
+        measured = _shifted(x, shift, cohorts.spread, cohorts.as_is, rng)
+        parts.append(predict_members(model, measured, correct))
         truth.append(y)
+        if reads_unexplained:  # as get_unexplained reads the bulk: as measured
+            shares.append(unexplained(model, measured))
     columns = model.labels_ + (["unknown"] if cohorts.absolute else [])
     out = {"members": np.concatenate(parts, axis=1), "y": np.vstack(truth), "shift": shift, "shift_from": how,
            "absolute": cohorts.absolute, "columns": columns}  # fmt: skip
+    if reads_unexplained:
+        out["unexplained"] = np.concatenate(shares)
     if not cohorts.absolute:
         out |= {"unknown_share": cohorts.unknown_share, "unknown_share_from": unknown_from}
     return out
@@ -375,8 +403,9 @@ def conformal_scores(
     y = content_truth(cohorts["y"], content_shift, cohorts["absolute"], rng, unknown)
     estimate, spread = summarise(cohorts["members"])
     half = estimate.shape[0] // 2
-    floor = _narrowest_floor(estimate[:half], spread[:half], y[:half])
-    scores = np.abs(estimate - y) / scale(estimate, spread, floor)
+    u = cohorts.get("unexplained")
+    floor, weight = _narrowest_scale(estimate[:half], spread[:half], y[:half], None if u is None else u[:half])
+    scores = np.abs(estimate - y) / scale(estimate, spread, floor, u, weight)
     return {
         "shift": cohorts["shift"],
         "shift_from": cohorts["shift_from"],
@@ -384,6 +413,7 @@ def conformal_scores(
         "content_shift": float(content_shift),
         **({"unknown_content_shift": unknown} if cohorts["absolute"] else {}),
         "floor": floor,
+        **({"unexplained_weight": weight} if u is not None else {}),
         "n_samples": int(y.shape[0]),
         "columns": cohorts["columns"],
         "scores": {c: np.sort(scores[:, k]).round(5).tolist() for k, c in enumerate(cohorts["columns"])},
@@ -426,12 +456,21 @@ def conformal_quantile(scores: list[float], level: float) -> float:
     return float(scores[min(rank, n) - 1])
 
 
-def intervals(calibration: dict, members: np.ndarray, columns: list, level: float) -> tuple[np.ndarray, ...]:
-    """``estimate, lower, upper`` (samples x columns) from every member's fractions and the calibration."""
+def intervals(
+    calibration: dict, members: np.ndarray, columns: list, level: float, unexplained: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """``estimate, lower, upper`` (samples x columns) from every member's fractions and the calibration; a
+    calibration with an ``unexplained_weight`` above 0 needs each sample's ``unexplained`` share."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
+    weight = calibration.get("unexplained_weight", 0.0)
+    if weight and unexplained is None:
+        raise ValueError(
+            "This calibration widens each sample's interval by its unexplained share: pass unexplained= "
+            "(DECODE.get_unexplained() of the same samples)."
+        )
     estimate, spread = summarise(members)
-    width = scale(estimate, spread, calibration.get("floor", 0.0))
+    width = scale(estimate, spread, calibration.get("floor", 0.0), unexplained, weight)
     q = np.array([conformal_quantile(calibration["scores"][str(c)], level) for c in columns])
     return estimate, np.clip(estimate - q * width, 0, 1), np.clip(estimate + q * width, 0, 1)
 

@@ -275,7 +275,8 @@ def deconvolve(
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
       was measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and
       in absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; in relative mode the
-      ``unknown_share`` of material the reference lacks they allow for, and how it was set).
+      ``unknown_share`` of material the reference lacks they allow for, how it was set, and with a share above 0
+      the ``unexplained_weight`` by which each sample's unexplained share widens its intervals).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -411,7 +412,7 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         }
         if "unknown_content_shift" in calibration:
             adata.uns[key_added]["uncertainty"]["unknown_content_shift"] = calibration["unknown_content_shift"]
-        for key in ("unknown_share", "unknown_share_from"):
+        for key in ("unknown_share", "unknown_share_from", "unexplained_weight"):
             if key in calibration:
                 adata.uns[key_added]["uncertainty"][key] = calibration[key]
 
