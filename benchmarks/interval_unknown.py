@@ -12,7 +12,9 @@ kidney (a held-out replicate, whose batch shift reads as unexplained material) a
 ``DECODE(n_members=4)`` with the package's defaults as the uncertainty benchmark's jobs do (one torch thread; the
 model is saved under ``results/uncertainty_jobs/models/interval_unknown__<seed>__m4/`` and loaded when there), then
 calibrates the intervals with ``unknown_share`` 0 (the default) and ``"auto"`` and scores coverage and mean width of
-the 90 % intervals, with the constant-width oracle of the uncertainty benchmark. Transductive, as every figure here:
+the 90 % intervals, with the constant-width oracle of the uncertainty benchmark, and records the weight by which each
+sample's unexplained share widens its intervals (``unexplained_weight``; 0 where the cohorts hold no missing
+material). Transductive, as every figure here:
 the model sees the unlabelled bulk it scores; the truth only scores. Writes ``results/interval_unknown.csv``.
 """
 
@@ -101,6 +103,7 @@ def run(seeds, pattern: str | None = None) -> pd.DataFrame:
                 cal = model.interval_calibration_
                 row = {"task": task.name, "seed": seed, "unknown_share_asked": str(share)}
                 row |= {"unknown_share": cal["unknown_share"], "median_unexplained": unexplained}
+                row |= {"unexplained_weight": cal.get("unexplained_weight", 0.0)}
                 row |= score(model, task.truth) | {"calibration_seconds": seconds, "shift": cal["shift"]}
                 rows.append(row)
                 print(

@@ -209,8 +209,9 @@ def deconvolve(
         Intended share of true fractions inside their intervals.
     unknown_share
         With ``uncertainty=True`` in relative mode: how much of each sample may be material the reference lacks,
-        which the intervals then allow for (``"auto"``: matched to the bulk's median unexplained share; see
-        :meth:`~decode_omics.model.DECODE.calibrate_intervals`). Default 0: the reference holds everything.
+        which the intervals then allow for, each sample's the more the less of it the reference explains (``"auto"``:
+        matched to the bulk's median unexplained share; see :meth:`~decode_omics.model.DECODE.calibrate_intervals`).
+        Default 0: the reference holds everything.
     measured_key
         Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's, else of the MuData's) holding cell
         fractions measured on some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one
