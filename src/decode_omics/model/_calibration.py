@@ -231,6 +231,13 @@ def first_estimates(model, min_samples: int, what: str, max_samples: int = 20_00
     return bulk, known / np.maximum(known.sum(axis=1, keepdims=True), 1e-12)
 
 
+def n_registered_bulk(model) -> int:
+    """How many bulk samples the model has registered (0 without bulk)."""
+    if model.bulk_manager_ is None and model.bulk_ is None:
+        return 0
+    return model._bulk_source(None, platform_correction=False).n_obs
+
+
 def fit_transferable_features(model) -> np.ndarray | None:
     """Set ``model.feature_agreement_`` (see :func:`feature_agreement`) and return the mask of the features to keep;
     ``None`` when nothing is to be masked."""

@@ -19,12 +19,14 @@ from scvi.model.base import BaseModelClass
 from .._engine.features import shared_features
 from ._calibration import (
     MIN_GAIN_SAMPLES,
+    MIN_TRANSFER_SAMPLES,
     anchored_platform_gains,
     check_mean_fractions,
     check_measured_fractions,
     fit_platform_gains,
     fit_transferable_features,
     mean_anchored_platform_gains,
+    n_registered_bulk,
 )
 from ._ensemble import build_network, ensemble_file_layout, members, set_feature_mask
 from ._fit import fit_network
@@ -414,11 +416,14 @@ class DECODE(InferenceMixin, BaseModelClass):
         # trained on, and calibrated to, the bulk as measured
         self.platform_gains_ = self.feature_agreement_ = self.interval_calibration_ = None
         set_feature_mask(self.module, np.ones(len(self.features_)))  # a new training reads every feature first
-        completed = fit_network(self, settings)
         if platform_correction is None:
             platform_correction = True
+        judges = platform_correction and self._reads_as_stored() and n_registered_bulk(self) >= MIN_TRANSFER_SAMPLES
+        # an ensemble's average judges the features after a shorter first training (see JUDGING_EPOCHS)
+        first = settings.judging() if judges and self.n_members_ > 1 else settings
+        completed = fit_network(self, first)
         masked = False
-        if completed and platform_correction and self._reads_as_stored():
+        if completed and judges:
             keep = fit_transferable_features(self)
             masked = keep is not None
             if masked:
@@ -426,8 +431,9 @@ class DECODE(InferenceMixin, BaseModelClass):
                     f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's "
                     "platform (see feature_agreement_)."
                 )
+            if masked or first is not settings:
                 self._build_module()
-                set_feature_mask(self.module, keep)
+                set_feature_mask(self.module, keep if masked else np.ones(len(self.features_)))
                 fit_network(self, settings)
         self.platform_gains_ = fit_platform_gains(self) if platform_correction else None
         if completed:

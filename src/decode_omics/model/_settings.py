@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from scvi import settings
 
 from .._engine.docs import fill_docs
+
+#: Share of the epochs an ensemble trains first on values read as stored, before its average judges which features
+#: transfer to the bulk's platform and it trains again on those (one network trains fully both times).
+JUDGING_EPOCHS = 1 / 3
 
 
 def current_seed() -> int:
@@ -62,6 +67,11 @@ class TrainSettings:
         """The settings among a call's ``locals()`` (``trainer_kwargs`` taken from its ``**trainer_kwargs``)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in arguments.items() if k in names})
+
+    def judging(self) -> TrainSettings:
+        """The settings of an ensemble's first training on values read as stored, whose average only judges which
+        features transfer to the bulk's platform: :data:`JUDGING_EPOCHS` of the epochs."""
+        return dataclasses.replace(self, max_epochs=max(1, math.ceil(self.max_epochs * JUDGING_EPOCHS)))
 
     def plan(self) -> dict:
         """Keyword arguments of :class:`~decode_omics.model.DECODETrainingPlan`."""
