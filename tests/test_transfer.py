@@ -3,11 +3,13 @@
 import numpy as np
 import scvi
 from conftest import fingerprint, reference_and_bulk
+from lightning.pytorch.callbacks import Callback
 
 import decode_omics as dco
 from decode_omics.model import DECODE
 from decode_omics.model._calibration import MIN_TRANSFER_SAMPLES as MIN_SAMPLES
 from decode_omics.model._calibration import THRESHOLD, feature_agreement, transferable_features
+from decode_omics.model._ensemble import members
 
 FAST = {"max_epochs": 25, "n_pseudotissues": 1024, "enable_progress_bar": False, "early_stopping": False}
 
@@ -101,3 +103,48 @@ def test_a_callers_callbacks_serve_both_trainings_and_stay_as_given():
     model = _fit(ref, bulk, max_epochs=3, early_stopping=True, callbacks=callbacks)  # masks, then trains again
     assert model.feature_agreement_ is not None and model.module.transform.mask.min() == 0
     assert count.starts == 2 and callbacks == [count]
+
+
+class _RecordTrainings(Callback):
+    """Records each training run: how many networks, and for how many epochs."""
+
+    def __init__(self):
+        self.runs = []
+
+    def on_train_start(self, trainer, pl_module):
+        self.runs.append([len(members(pl_module.module)), trainer.max_epochs])
+
+
+def test_an_ensembles_first_training_only_judges_the_features_and_is_shorter(tmp_path, monkeypatch):
+    import decode_omics.model._model as model_module
+
+    ref, bulk, _ = _as_is_problem(11, n_samples=40, scrambled_share=0.6)
+    DECODE.setup_anndata(ref, labels_key="cell_type", scale="as_is")
+    DECODE.setup_anndata(bulk, scale="as_is")
+    record = _RecordTrainings()
+    scvi.settings.seed = 0
+    ensemble = DECODE(ref, bulk, n_members=2)
+    ensemble.train(**(FAST | {"max_epochs": 6, "callbacks": [record]}))
+    assert record.runs == [[2, 2], [2, 6]]  # a third of the epochs to judge, then in full on the features kept
+    assert len(ensemble.history["train_loss"]) == 6
+    keep = ensemble.feature_agreement_.to_numpy() >= THRESHOLD
+    for member in members(ensemble.module):
+        np.testing.assert_array_equal(member.transform.mask.cpu().numpy().astype(bool), keep)
+    fractions = ensemble.get_fractions()
+    ensemble.save(tmp_path / "ensemble")
+    loaded = DECODE.load(tmp_path / "ensemble", bulk=bulk)
+    np.testing.assert_allclose(loaded.get_fractions().to_numpy(), fractions.to_numpy(), atol=1e-6)
+    # nothing to judge with fewer bulk samples: one training, in full, on every feature
+    small = bulk[: MIN_SAMPLES - 1].copy()
+    DECODE.setup_anndata(small, scale="as_is")
+    record = _RecordTrainings()
+    unjudged = DECODE(ref, small, n_members=2)
+    unjudged.train(**(FAST | {"max_epochs": 6, "callbacks": [record]}))
+    assert record.runs == [[2, 6]] and unjudged.feature_agreement_ is None
+    # judged, and nothing to mask: trained again in full on every feature (never left with the shorter training)
+    monkeypatch.setattr(model_module, "fit_transferable_features", lambda model: None)
+    DECODE.setup_anndata(bulk, scale="as_is")  # registered again: the subset's registration took its place
+    record = _RecordTrainings()
+    with_all = DECODE(ref, bulk, n_members=2)
+    with_all.train(**(FAST | {"max_epochs": 6, "callbacks": [record]}))
+    assert record.runs == [[2, 2], [2, 6]] and with_all.module.transform.mask.min() == 1

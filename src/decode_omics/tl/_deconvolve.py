@@ -200,7 +200,7 @@ def deconvolve(
         Keyword arguments for :meth:`~decode_omics.model.DECODE.train` (e.g. ``max_epochs``).
     uncertainty
         Train an ensemble of ``n_members`` networks (4 unless ``model_kwargs`` says otherwise; on one CPU thread about
-        3x the time of one network in relative mode on a linear scale, up to 4x otherwise) in one process, take their
+        3x the time of one network in relative mode, up to 4x in absolute mode) in one process, take their
         average as the estimate and add an interval per sample and label at ``level``, calibrated on held-out
         pseudo-tissues shifted as far from the reference as the bulk is (see
         :meth:`~decode_omics.model.DECODE.get_fractions`). The model sees the bulk it scores (transductive), and
