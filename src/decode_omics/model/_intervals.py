@@ -77,8 +77,8 @@ SHIFT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0)
 FRACTION_SCALE = 0.1
 #: Floors ``e`` of the fraction term tried (0: width proportional to ``sqrt(f (1 - f))``; large: nearly constant).
 FLOORS = (0.0, 0.01, 0.05, 0.25, 1.0)
-#: Weights ``w`` of each sample's unexplained share in the scale tried (relative mode with the unknown head; 0: the
-#: share does not widen the interval).
+#: Weights ``w`` of each sample's unexplained share in the scale tried (relative mode with the unknown head, cohorts
+#: holding material the reference lacks; 0: the share does not widen the interval).
 UNEXPLAINED_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 #: Log-sd of how much more or less of itself each label puts into a bulk sample per cell than into the reference
 #: (step 2 of the module docstring). Chosen on the real-truth tasks of the uncertainty benchmark, leaving each scenario
@@ -339,8 +339,9 @@ def calibration_cohorts(
     model, shift: float | None = None, seed: int | None = None, unknown_share: float | str = 0.0
 ) -> dict:
     """Steps 1-3 of the module docstring: the held-out cohorts' true fractions (``y``, of material), every
-    member's fractions of them (``members``) and, relative mode with the unknown head, each sample's unexplained share
-    (``unexplained``), at the bulk's matched ``shift`` or the one given; drawn from a stream
+    member's fractions of them (``members``) and, in relative mode with the unknown head and an ``unknown_share``
+    above 0, each sample's unexplained share (``unexplained``), at the bulk's matched ``shift`` or the one given; drawn
+    from a stream
     of ``seed`` (default: the current seed). In relative mode, ``unknown_share`` adds material of a new cell type
     to every cohort's samples, a share ``U(0, unknown_share)`` each (``"auto"``: matched to the registered bulk's
     median unexplained share), their truth staying the known labels' split. A model trained on the centring

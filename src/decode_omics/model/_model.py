@@ -381,9 +381,10 @@ class DECODE(InferenceMixin, BaseModelClass):
             After training, fit the registered bulk's per-feature *platform gains* (:attr:`platform_gains_`) from the
             network's first estimates and divide bulk samples by them before every prediction; for values read as
             stored (``scale="as_is"``), mask the features that do not transfer to the bulk's platform
-            (:attr:`feature_agreement_`) and train again instead. In absolute mode the gains apply to the known
-            labels' split only; the ``unknown`` share reads the bulk as measured. ``None``: on (the same as
-            ``True``). Needs 5 registered bulk samples (20 for ``as_is``); see
+            (:attr:`feature_agreement_`) and train again instead (an ensemble judges from its average after a
+            first training of a third of the epochs, :data:`~decode_omics.model._settings.JUDGING_EPOCHS`). In
+            absolute mode the gains apply to the known labels' split only; the ``unknown`` share reads the bulk as
+            measured. ``None``: on (the same as ``True``). Needs 5 registered bulk samples (20 for ``as_is``); see
             :mod:`~decode_omics.model._calibration`.
         accelerator, devices
             Lightning device settings (``"cpu"``, ``"gpu"``, ``"auto"``; ``devices=2`` for two processes or GPUs).
