@@ -432,7 +432,7 @@ class DECODE(InferenceMixin, BaseModelClass):
                     f"Training again on the {int(keep.sum())} of {keep.size} features that transfer to the bulk's "
                     "platform (see feature_agreement_)."
                 )
-            if masked or first is not settings:
+            if masked or first is not settings:  # on the features kept, or in full after a shorter first training
                 self._build_module()
                 set_feature_mask(self.module, keep if masked else np.ones(len(self.features_)))
                 fit_network(self, settings)
