@@ -218,12 +218,13 @@ def log_residual_spread(bulk: np.ndarray, profiles: np.ndarray) -> np.ndarray:
 def first_estimates(model, min_samples: int, what: str, max_samples: int = 20_000):
     """The registered bulk as measured (at most its first ``max_samples`` samples) and the network's relative
     fractions of it; ``None`` (with ``what`` logged) without registered bulk or with fewer than ``min_samples``."""
-    if model.bulk_manager_ is None and model.bulk_ is None:
+    n_obs = n_registered_bulk(model)
+    if n_obs == 0:
+        return None
+    if n_obs < min_samples:
+        logger.info(f"{what} needs at least {min_samples} bulk samples (got {n_obs}): skipped.")
         return None
     source = model._bulk_source(None, platform_correction=False)
-    if source.n_obs < min_samples:
-        logger.info(f"{what} needs at least {min_samples} bulk samples (got {source.n_obs}): skipped.")
-        return None
     _, bulk = next(source.blocks(max_samples))
     model.module.eval()
     out = model.module(torch.as_tensor(bulk, device=model.device), denoise=model.denoise_)

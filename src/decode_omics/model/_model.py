@@ -419,7 +419,13 @@ class DECODE(InferenceMixin, BaseModelClass):
         set_feature_mask(self.module, np.ones(len(self.features_)))  # a new training reads every feature first
         if platform_correction is None:
             platform_correction = True
-        judges = platform_correction and self._reads_as_stored() and n_registered_bulk(self) >= MIN_TRANSFER_SAMPLES
+        n_bulk = n_registered_bulk(self) if platform_correction and self._reads_as_stored() else 0
+        judges = n_bulk >= MIN_TRANSFER_SAMPLES
+        if 0 < n_bulk < MIN_TRANSFER_SAMPLES:
+            logger.info(
+                f"Judging which features transfer to the bulk's platform needs at least {MIN_TRANSFER_SAMPLES} bulk "
+                f"samples (got {n_bulk}): skipped."
+            )
         # an ensemble's average judges the features after a shorter first training (see JUDGING_EPOCHS)
         first = settings.judging() if judges and self.n_members_ > 1 else settings
         completed = fit_network(self, first)
