@@ -279,8 +279,14 @@ def summarise(jobs: dict[tuple, list[dict[str, np.ndarray]]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The columns that name a row of :data:`RESULTS`: a row summarised from the cache replaces the stored row of the same
+#: task, ensemble size and members' data; stored rows the cache has no jobs for are kept.
+ROW_KEY = ["scenario", "task", "members", "member_data"]
+
+
 def report() -> pd.DataFrame:
-    """Summarise the cache into :data:`RESULTS` (kept as it is without a cache) and return the page's table."""
+    """Summarise the cache into :data:`RESULTS` (rows of tasks the cache lacks are kept as stored) and return the
+    page's table."""
     if CACHE.exists() and any(CACHE.glob("*.npz")):
         jobs: dict[tuple, list[dict[str, np.ndarray]]] = {}
         for path in sorted(CACHE.glob("*.npz")):
@@ -288,8 +294,22 @@ def report() -> pd.DataFrame:
                 member_data = str(job["member_data"]) if "member_data" in job.files else "shared"
                 key = (str(job["scenario"]), str(job["task"]), job["own_gains"].shape[0], member_data)
                 jobs.setdefault(key, []).append({name: job[name] for name in job.files})
-        summarise(jobs).to_csv(RESULTS, index=False, float_format="%.5g")
+        merge_summaries(summarise(jobs)).to_csv(RESULTS, index=False, float_format="%.5g")
     return table(pd.read_csv(RESULTS))
+
+
+def merge_summaries(new: pd.DataFrame, stored: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``new`` rows (:func:`summarise`) in place of the ``stored`` rows (default: :data:`RESULTS`, if any) with the same
+    :data:`ROW_KEY`, each in the stored row's place; the other stored rows kept; new keys appended."""
+    if stored is None:
+        stored = pd.read_csv(RESULTS) if RESULTS.exists() else new.iloc[:0]
+
+    def keys(frame: pd.DataFrame) -> list[tuple]:
+        return [tuple(map(str, k)) for k in frame[ROW_KEY].itertuples(index=False)]
+
+    fresh = dict(zip(keys(new), (row for _, row in new.iterrows()), strict=True))
+    rows = [fresh.pop(k, row) for k, (_, row) in zip(keys(stored), stored.iterrows(), strict=True)]
+    return pd.DataFrame([*rows, *fresh.values()], columns=new.columns).reset_index(drop=True)
 
 
 def table(results: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from conftest import reference_and_bulk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks package sits at the repository root
 from benchmarks.scenarios import Task
-from benchmarks.seed_spread import fraction_sd, markdown, run_task, shared_part, summarise, table
+from benchmarks.seed_spread import fraction_sd, markdown, merge_summaries, run_task, shared_part, summarise, table
 
 FAST = {"max_epochs": 4, "n_pseudotissues": 256, "early_stopping": False}
 
@@ -73,3 +73,29 @@ def test_an_ensemble_saved_by_the_uncertainty_benchmark_is_read_as_trained_and_n
     expected = trained.get_fractions()[list(task.truth.columns)].to_numpy()
     np.testing.assert_allclose(arrays["ensemble"], expected, atol=1e-6)
     np.testing.assert_allclose(arrays["shared_gains"].mean(axis=0), arrays["ensemble"], atol=1e-5)
+
+
+def test_report_replaces_the_rows_it_has_jobs_for_and_keeps_the_others():
+    """A cache holding some tasks' jobs must not drop the stored rows of the others (the page reads them all)."""
+    stored = pd.DataFrame(
+        {
+            "scenario": ["a", "a", "b"],
+            "task": ["t1", "t1", "t2"],
+            "members": [4, 4, 4],
+            "member_data": ["own", "own-draws", "own-draws"],
+            "ccc_one_mean": [0.1, 0.2, 0.3],
+        }
+    )
+    new = pd.DataFrame(
+        {
+            "scenario": ["a", "c"],
+            "task": ["t1", "t3"],
+            "members": [4, 4],
+            "member_data": ["own-draws", "own-draws"],
+            "ccc_one_mean": [0.9, 0.5],
+        }
+    )
+    merged = merge_summaries(new, stored)
+    assert merged["ccc_one_mean"].tolist() == [0.1, 0.9, 0.3, 0.5]  # replaced in place, others kept, new appended
+    assert merged["member_data"].tolist() == ["own", "own-draws", "own-draws", "own-draws"]
+    assert merge_summaries(new.iloc[:0], stored).equals(stored)
