@@ -23,11 +23,14 @@ class WeightAverage:
         self.average: dict[str, torch.Tensor] | None = None
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        """Fold the module's current parameters into the average."""
+    def update(self, module: torch.nn.Module, frozen: tuple[str, ...] = ()) -> None:
+        """Fold the module's current parameters into the average, except those whose names start with one of
+        ``frozen`` (an ensemble's members that stopped training keep the average they stopped with)."""
         params = dict(module.named_parameters())
         if self.average is None:
             self.average = {name: p.detach().clone() for name, p in params.items()}
+        if frozen:
+            params = {name: p for name, p in params.items() if not name.startswith(frozen)}
         self.n_steps += 1
         decay = min(self.decay, (1 + self.n_steps) / (10 + self.n_steps))
         # one multi-tensor kernel per operation, not one per parameter (38 per network, 152 for 4 members); the same

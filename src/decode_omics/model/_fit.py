@@ -58,7 +58,8 @@ def fit_network(model, settings: TrainSettings) -> bool:
                 max_epochs=s.max_epochs,
                 accelerator=accelerator,
                 devices=devices,
-                early_stopping=s.early_stopping,
+                # members that stop one by one (member_patience) replace the trainer's early stopping
+                early_stopping=s.early_stopping and plan.member_patience is None,
                 early_stopping_patience=s.early_stopping_patience,
                 **with_progress_bar(trainer_kwargs),
             )

@@ -401,7 +401,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         -----
         Logged per epoch in :attr:`history`: ``train_loss``, ``fraction_loss_train``, ``contrastive_loss_train``,
         ``adversarial_loss_train``, ``discriminator_accuracy_train`` (0.5 = aligned), ``unknown_loss_train``
-        (absolute mode), ``validation_loss`` and ``fraction_loss_validation``.
+        (absolute mode), ``validation_loss`` and ``fraction_loss_validation``; for an ensemble whose members stop
+        one by one (``plan_kwargs={"member_patience": 15}``, see :class:`~decode_omics.model.DECODETrainingPlan`),
+        ``members_training``.
         """
         max_epochs = 100 if max_epochs is None else int(max_epochs)
         if adversarial and self.bulk_manager_ is None:

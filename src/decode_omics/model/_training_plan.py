@@ -91,6 +91,15 @@ class DECODETrainingPlan(pl.LightningModule):
         with (0: off, the last step's weights). 0.995 averages over about 200 steps (12 epochs of 2,048
         pseudo-tissues in batches of 128). The first steps use a smaller decay, ``(1 + t) / (10 + t)`` at step
         ``t``, so the average does not start from the random initial weights (TensorFlow's ``num_updates``).
+    member_patience
+        An ensemble's members stop one by one, each as one network stops: when its own fraction loss on its own
+        held-out pseudo-tissues has not improved for this many epochs, a member stops training (its weights, and
+        their moving average, stay as they are; it costs no more training steps), and training ends when the last
+        member has stopped (:meth:`~decode_omics.model.DECODE.train` then turns the trainer's own early stopping
+        off; pass ``early_stopping=False`` to a trainer of your own). ``None`` (default): the members
+        train together until the trainer's early stopping, which watches their mean validation loss, stops them
+        all. Ignored for one network. How many members still train is logged per epoch (``members_training`` in
+        the model's ``history_``).
     """
 
     #: The pseudo-tissue views of a batch (the real bulk is never among them): what ``feature_gain`` and
@@ -116,8 +125,19 @@ class DECODETrainingPlan(pl.LightningModule):
         fractions_with_unknown: bool = False,
         measurement_noise: float = 0.0,
         weight_averaging: float = 0.995,
+        member_patience: int | None = None,
     ):
         super().__init__()
+        if member_patience is not None and member_patience < 1:
+            raise ValueError(f"member_patience must be None or at least 1, got {member_patience}.")
+        n = len(module.members) if isinstance(module, DECODEEnsemble) else 1
+        self.member_patience = member_patience if n > 1 else None
+        # per member: whether it still trains, its best validation fraction loss, and epochs since it improved
+        self._training = [True] * n
+        self._best = [math.inf] * n
+        self._wait = [0] * n
+        self._validation_sums = torch.zeros(n, dtype=torch.float64)
+        self._validation_counts = torch.zeros(n, dtype=torch.float64)
         if not 0 <= weight_averaging < 1:
             raise ValueError(f"weight_averaging must be in [0, 1), got {weight_averaging}.")
         self.weight_averaging = float(weight_averaging)
@@ -156,11 +176,17 @@ class DECODETrainingPlan(pl.LightningModule):
         with_view = unknown_view_members(self.module, self.fractions_with_unknown)
         per_member = []
         for i, m in enumerate(self.module.members):
+            if train and not self._training[i]:  # a member that has stopped (member_patience) trains no more
+                continue
             part = {k: v[i::n] for k, v in batch.items() if k not in UNKNOWN_VIEW_KEYS}
             if i in with_view:
                 p = with_view.index(i)
                 part |= {k: batch[k][p :: len(with_view)] for k in UNKNOWN_VIEW_KEYS if k in batch}
             per_member.append(self._network_losses(m, self._perturbed(part, train), train))
+        if not train and self.member_patience is not None:
+            for i, losses in enumerate(per_member):
+                self._validation_sums[i] += float(losses["fraction_loss"]) * batch["x"].shape[0] / n
+                self._validation_counts[i] += batch["x"].shape[0] / n
         # a loss only some members have (the unknown head's) is averaged over those
         names = dict.fromkeys(k for losses in per_member for k in losses)
         return {k: torch.stack([losses[k] for losses in per_member if k in losses]).mean() for k in names}
@@ -241,22 +267,43 @@ class DECODETrainingPlan(pl.LightningModule):
             self.log(
                 key, value.detach(), on_step=False, on_epoch=True, batch_size=n, prog_bar=name == "loss", sync_dist=True
             )
-        return losses["loss"] * self._n_members
+        return losses["loss"] * sum(self._training)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        """Fold the weights after this step into their moving average (``weight_averaging``)."""
+        """Fold the weights after this step into their moving average (``weight_averaging``); a member that has
+        stopped keeps its average."""
         if self._average is not None:
-            self._average.update(self.module)
+            frozen = tuple(f"members.{i}." for i, training in enumerate(self._training) if not training)
+            self._average.update(self.module, frozen)
+
+    def on_validation_epoch_end(self) -> None:
+        """With ``member_patience``: stop each member whose own validation fraction loss has not improved for that
+        many epochs (as Lightning's early stopping stops one network), and the training once none is left."""
+        if self.member_patience is None:
+            return
+        sums, counts = self._validation_sums, self._validation_counts
+        self._validation_sums, self._validation_counts = torch.zeros_like(sums), torch.zeros_like(counts)
+        if self.trainer.sanity_checking or not counts.sum() > 0:
+            return
+        for i in range(len(self._training)):
+            if not self._training[i]:
+                continue
+            loss = float(sums[i] / counts[i])
+            if loss < self._best[i]:
+                self._best[i], self._wait[i] = loss, 0
+            else:
+                self._wait[i] += 1
+            if self._wait[i] >= self.member_patience:
+                self._training[i] = False
+        self.log("members_training", float(sum(self._training)), on_epoch=True, sync_dist=True)
+        if not any(self._training):
+            self.trainer.should_stop = True
 
     def on_train_end(self) -> None:
         """Give the network the averaged weights (not called when training is interrupted: then the network keeps the
         weights it has)."""
         if self._average is not None:
             self._average.copy_to(self.module)
-
-    @property
-    def _n_members(self) -> int:
-        return len(self.module.members) if isinstance(self.module, DECODEEnsemble) else 1
 
     def validation_step(self, batch, batch_idx):
         """Fraction loss on held-out pseudo-tissues (used for early stopping)."""
