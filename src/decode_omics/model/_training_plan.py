@@ -285,6 +285,9 @@ class DECODETrainingPlan(pl.LightningModule):
         self._validation_sums, self._validation_counts = torch.zeros_like(sums), torch.zeros_like(counts)
         if self.trainer.sanity_checking or not counts.sum() > 0:
             return
+        # under data-parallel training every process decides alike, on the losses of all of them
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         for i in range(len(self._training)):
             if not self._training[i]:
                 continue
