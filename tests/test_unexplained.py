@@ -148,3 +148,70 @@ def test_fractions_with_unknown_adds_the_unknown_view_to_the_fraction_loss():
     loss = with_view._network_losses(module, batch, train=False)["fraction_loss"]
     on_view = module.head.fraction_loss(module(batch["xu"]), batch["y"])
     torch.testing.assert_close(loss, (3 * without["fraction_loss"] + on_view) / 4)
+
+
+def test_deep_pseudotissues_come_from_a_stream_of_their_own(relative):
+    """The unknown head's pseudo-tissues as deep as bulk (``xd``, ``ud``) leave every other draw of a training batch as
+    it was: the fractions learn from the same pseudo-tissues with or without them."""
+    from decode_omics.model._pseudotissues import TrainingBatches
+
+    sampler = relative[0]._sampler
+    plain = list(TrainingBatches(sampler, 96, 32, seed=3, unknown_view=[0]))
+    deep = list(TrainingBatches(sampler, 96, 32, seed=3, unknown_view=[0], depth_view=True))
+    assert len(plain) == len(deep) == 3
+    for a, b in zip(plain, deep, strict=True):
+        assert set(b) - set(a) == {"xd", "ud"}
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+        assert b["xd"].shape == a["xu"].shape and b["ud"].shape == a["u"].shape
+    share = torch.cat([b["ud"] for b in deep])
+    assert 0.3 < float((share == 0).float().mean()) < 0.7 and float(share.max()) <= 0.5
+    # nothing without the view with unknown material to go with
+    assert "xd" not in next(iter(TrainingBatches(sampler, 32, 32, seed=3, depth_view=True)))
+
+
+def test_deep_pseudotissues_are_as_noisy_as_their_depth():
+    """The same pseudo-tissues as deep as bulk: each part's deviation from its expected profile shrinks to the sampling
+    noise of its depth, about ``sqrt(cells_per_sample / D)`` of what ``cells_per_sample`` cells show; half keep the
+    view's new material, with its share."""
+    from decode_omics.model._pseudotissues import PseudoTissueConfig, PseudoTissueSampler
+
+    X = np.random.default_rng(0).gamma(0.5, 4.0, (300, 50))  # one label: every pseudo-tissue has one composition
+    sampler = PseudoTissueSampler(X, np.zeros(300, dtype=np.int64), 1, PseudoTissueConfig(cells_per_sample=30))
+    out = sampler.sample(4000, np.random.default_rng(1), absolute=True, depth_rng=np.random.default_rng(2))
+    clean = out["ud"] == 0
+    assert 0.4 < clean.mean() < 0.6
+    np.testing.assert_array_equal(out["ud"][~clean], out["u"][~clean])
+
+    def spread(x):  # median relative deviation of a feature from its mean over samples: sampling noise alone
+        return float(np.median(np.abs(x / x.mean(axis=0) - 1)))
+
+    # depths of 60 to 9,000 cells (median about 735): about sqrt(30 / 735) = 0.2 of 30 cells' noise
+    assert 0.1 < spread(out["xd"][clean]) / spread(out["x"][clean]) < 0.4
+    assert (out["xd"] >= 0).all() and np.isfinite(out["xd"]).all()
+    # without depth_rng nothing else changes
+    plain = sampler.sample(4000, np.random.default_rng(1), absolute=True)
+    assert set(out) - set(plain) == {"xd", "ud"}
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], out[key])
+
+
+@pytest.mark.shared_data
+def test_the_unexplained_share_does_not_read_depth(shared_data):
+    """Profiles summed from 10x PBMC cells with nothing missing read as explained however many cells they hold. Before
+    the unknown head also learnt from pseudo-tissues as deep as bulk, the same training read 0.36 on 1,000-cell sums
+    of the other half of the cells and 0.56 on 1,000-cell sums of the reference's own (0.06 on 30-cell sums): depth
+    read as unknown material."""
+    cells = dco.datasets.pbmc_sorted_10x()
+    half = np.random.default_rng(0).random(cells.n_obs) < 0.5
+    ref, other = cells[half].copy(), cells[~half].copy()
+    bulk = dco.pp.simulate_pseudobulk(other, "broad_type", n_samples=20, cells_per_sample=1000, random_state=3)
+    scvi.settings.seed = 0
+    DECODE.setup_anndata(ref, labels_key="broad_type")
+    DECODE.setup_anndata(bulk)
+    model = DECODE(ref, bulk, n_features=500)
+    model.train(max_epochs=15, n_pseudotissues=2048, enable_progress_bar=False, early_stopping=False)
+    assert float(model.get_unexplained().median()) < 0.15
+    for n in (30, 1000):
+        own = dco.pp.simulate_pseudobulk(ref, "broad_type", n_samples=40, cells_per_sample=n, random_state=7)
+        assert float(model.get_unexplained(own).median()) < 0.15, n

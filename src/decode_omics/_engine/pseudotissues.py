@@ -98,13 +98,16 @@ class PseudoTissueGenerator:
         sample_of_draw, picked = one.sample_cells(rng, np.asarray(n_per_sample)[:, None])
         return mix(sample_of_draw, picked, len(n_per_sample), rows)
 
-    def unknown_type(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
+    def unknown_type(
+        self, rng: np.random.Generator, n_cells: np.ndarray, expectation: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Material of cell types absent from the reference, one new type per sample.
 
         Cell types share most of their programme and differ in markers. A new type is a random convex mix of the
         known labels' mean profiles in which a random 2-30 % of the features form its own marker programme (scaled by
         ``exp(s * eps)``, ``s ~ U(1, 3)``) and the rest vary mildly (``exp(0.3 * eps)``), rescaled to the mix's total.
-        ``n_cells[i]`` cells of it are drawn with the labels' variance pattern.
+        ``n_cells[i]`` cells of it are drawn with the labels' variance pattern. With ``expectation``, their expected
+        profile (``n_cells[i]`` times the new type's mean) is returned too.
         """
         n, f32 = n_cells.size, np.float32  # float32 throughout: drawn for every pseudo-tissue of every epoch
         w = rng.dirichlet(np.ones(self.n_labels), n).astype(f32)
@@ -117,7 +120,8 @@ class PseudoTissueGenerator:
         sd = np.sqrt(var) * new / np.maximum(mu, 1e-12)
         c = n_cells[:, None].astype(f32)
         x = c * new + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)
-        return np.clip(x, 0, None, out=x)
+        x = np.clip(x, 0, None, out=x)
+        return (x, c * new) if expectation else x
 
     def centring_complement(self, rng: np.random.Generator, n_cells: np.ndarray) -> np.ndarray:
         """Material of the cells a reference *centred over more cells than it holds* lacks (values read as stored).

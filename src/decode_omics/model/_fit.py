@@ -43,7 +43,12 @@ def fit_network(model, settings: TrainSettings) -> bool:
     # an ensemble's members each train on pseudo-tissues of their own: the loaders draw n_members times as many, and
     # the plan hands member i every n-th sample of each batch
     k = len(members(model.module))
-    train_dl = TrainingBatches(model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, with_view, k)
+    # pseudo-tissues as deep as bulk for the unknown head (a new type's material, on linear scales)
+    depth_view = drawn and model._sampler.config.unknown_material == "new_type"
+    depth_view = depth_view and any(m.head.unknown is not None for m in members(model.module))
+    train_dl = TrainingBatches(
+        model._sampler, k * s.n_pseudotissues, k * s.batch_size, seed, bulk, with_view, k, depth_view=depth_view
+    )
     val_dl = ValidationBatches(model._sampler, k * s.n_validation, k * s.batch_size, seed, with_view, k)
     if trainer_kwargs.get("strategy") == "ddp":
         # stages that are switched off (discriminator, unknown head) hold parameters no loss uses

@@ -100,13 +100,16 @@ class PseudoTissueSampler:
         absolute: bool = False,
         views: bool = True,
         unknown_share: float | None = None,
+        depth_rng: np.random.Generator | None = None,
     ) -> dict[str, np.ndarray]:
         """``n`` pseudo-tissues: ``x`` (clean), ``y`` (fractions over known cells) and, if ``views``, ``x1`` / ``x2``
         (noisy views: DECODE's artificial noise cells, 1 to ``floor(noise_share * n)``, added) and, if ``absolute``
         (the view with unknown material: absolute mode, and relative fractions trained to ignore such material),
         ``xu`` (cells of a new, unknown cell type added, or the centring complement, as the config's
         ``unknown_material`` says; a share ``u`` drawn from ``U(0, unknown_share)``, the config's ``unknown_share``
-        unless given) and ``u``.
+        unless given) and ``u``. With ``depth_rng`` too (and a new type's material), ``xd`` and ``ud``: the same
+        pseudo-tissues as deep as bulk (:meth:`at_depth`), their depths and which of them carry the new type drawn
+        from ``depth_rng`` alone, so that every other draw is the same with or without them.
         """
         cfg, gen = self.config, self.generator
         cells = self.pool(rng) if (cfg.method == "cells" or views) else None
@@ -123,10 +126,51 @@ class PseudoTissueSampler:
         if absolute:
             share = rng.uniform(0, cfg.unknown_share if unknown_share is None else unknown_share, n)
             n_unknown = np.rint(share / (1 - share) * cfg.cells_per_sample).astype(np.int64)
-            new = gen.centring_complement if cfg.unknown_material == "complement" else gen.unknown_type
-            out["xu"] = x + new(rng, n_unknown)
+            if cfg.unknown_material == "complement":
+                out["xu"] = x + gen.centring_complement(rng, n_unknown)
+            else:
+                material, expected = gen.unknown_type(rng, n_unknown, expectation=True)
+                out["xu"] = x + material
+                if depth_rng is not None:
+                    known = ((counts @ self.mean), x)
+                    out |= self.at_depth(depth_rng, known, (expected, material), n_unknown)
             out["u"] = (n_unknown / (n_unknown + cfg.cells_per_sample)).astype(np.float32)
         return out
+
+    def at_depth(self, rng: np.random.Generator, known: tuple, new: tuple, n_new: np.ndarray) -> dict[str, np.ndarray]:
+        """Pseudo-tissues as deep as bulk, for the unknown head: ``xd`` and the share of new material ``ud``.
+
+        A pseudo-tissue of ``cells_per_sample`` cells is far noisier than a bulk sample of thousands or millions of
+        cells, and the view with unknown material adds the new type's cells on top, so its sampling noise falls as its
+        share rises. Read by those views alone, the unknown head learnt depth as unknown material: on sums of the 10x
+        PBMC reference's own cells, nothing missing, it read 0.01-0.02 at 30 cells and 0.65-0.66 at 1,000
+        (docs/method.md, *The unknown head and depth*). Here each sample gets a total depth ``D`` of 2 to 300 times
+        ``cells_per_sample`` cells (log-uniform), independent of its share; half keep the new type's material
+        (``n_new`` cells, their share ``u`` as in the view), half none. Each part's deviation from its expected profile
+        is scaled down to the sampling noise of its ``(1 - u) D`` or ``u D`` cells: ``sqrt(cells / its depth)``, a
+        convex mix of the drawn profile and its expectation, so nothing turns negative.
+
+        Parameters
+        ----------
+        rng
+            The stream that draws the depths and which samples keep the new material.
+        known, new
+            ``(expected, drawn)`` profiles of the pseudo-tissues' known cells and of the new type's cells.
+        n_new
+            Cells of the new type per sample.
+        """
+        cps = self.config.cells_per_sample
+        n = len(n_new)
+        n_new = np.where(rng.random(n) < 0.5, n_new, 0)
+        u = n_new / (n_new + cps)
+        depth = cps * np.exp(rng.uniform(np.log(2.0), np.log(300.0), n))
+        f32 = np.float32
+        scale_known = np.sqrt(cps / ((1 - u) * depth)).astype(f32)[:, None]
+        scale_new = np.sqrt(n_new / np.maximum(u * depth, 1.0)).astype(f32)[:, None]
+        (known_mean, known_x), (new_mean, new_x) = known, new
+        x = known_mean + (known_x - known_mean) * scale_known
+        x = x + np.where(n_new[:, None] > 0, new_mean + (new_x - new_mean) * scale_new, f32(0))
+        return {"xd": x.astype(f32), "ud": u.astype(f32)}
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -138,6 +182,9 @@ def _rank_and_world() -> tuple[int, int]:
 
 #: The keys of the view with unknown material in a batch: only the networks that learn from it have rows there.
 UNKNOWN_VIEW_KEYS = ("xu", "u")
+#: The keys of the pseudo-tissues as deep as bulk (:meth:`PseudoTissueSampler.at_depth`), laid out as the view
+#: with unknown material (the unknown head alone reads them).
+DEPTH_VIEW_KEYS = ("xd", "ud")
 
 
 def _view_members(unknown_view, n_members: int) -> list[int]:
@@ -162,7 +209,10 @@ class TrainingBatches:
     draw of its own (:meth:`PseudoTissueSampler.sample`, with its own artificial noise cells), and row ``j * n_members
     + i`` of every batch is member ``i``'s: member ``i`` takes rows ``i, i + n_members, ...``. Only the members listed
     in ``unknown_view`` (positions; ``True``: all) draw the view with unknown material; ``xu`` and ``u`` hold their
-    rows alone, row ``j * m + p`` being the ``p``-th listed member's (``m`` listed).
+    rows alone, row ``j * m + p`` being the ``p``-th listed member's (``m`` listed). With ``depth_view``, those
+    members also get ``xd`` and ``ud`` (their pseudo-tissues as deep as bulk, for the unknown head:
+    :meth:`PseudoTissueSampler.at_depth`), drawn from a stream of their own, ``(seed, epoch, 1)``, so that every
+    other draw is the same with or without them.
     """
 
     def __init__(
@@ -174,6 +224,7 @@ class TrainingBatches:
         bulk: np.ndarray | None = None,
         unknown_view: Sequence[int] | bool = (),
         n_members: int = 1,
+        depth_view: bool = False,
     ):
         if n_per_epoch % n_members or batch_size % n_members:
             raise ValueError(
@@ -187,6 +238,7 @@ class TrainingBatches:
         self.seed = seed
         self.bulk = None if bulk is None else torch.as_tensor(bulk, dtype=torch.float32)
         self.view_members = _view_members(unknown_view, n_members)
+        self.depth_view = depth_view and bool(self.view_members)
         self.epoch = 0
 
     def _n_local(self) -> int:
@@ -213,14 +265,22 @@ class TrainingBatches:
         self.epoch += 1
         # one draw per member (its own pseudo-tissues and noise cells), each in its own random order
         views = self.view_members
-        draws = [self.sampler.sample(n, rng, i in views) for i in range(self.n_members)]
+        if self.depth_view:  # a stream of its own: every other draw (and what the fractions learn) stays as it was
+            depth_rng = np.random.default_rng([self.seed, self.epoch - 1, 1] + ([] if world == 1 else [rank]))
+            draws = [
+                self.sampler.sample(n, rng, True, depth_rng=depth_rng) if i in views else self.sampler.sample(n, rng)
+                for i in range(self.n_members)
+            ]
+        else:
+            draws = [self.sampler.sample(n, rng, i in views) for i in range(self.n_members)]
 
         def stacked(key, who):
             return torch.stack([torch.as_tensor(draws[i][key]) for i in who], dim=1)
 
         every = range(self.n_members)
-        data = {k: stacked(k, every) for k in draws[0] if k not in UNKNOWN_VIEW_KEYS}
-        with_view = {k: stacked(k, views) for k in UNKNOWN_VIEW_KEYS} if views else {}
+        data = {k: stacked(k, every) for k in draws[0] if k not in UNKNOWN_VIEW_KEYS + DEPTH_VIEW_KEYS}
+        view_keys = UNKNOWN_VIEW_KEYS + (DEPTH_VIEW_KEYS if self.depth_view else ())
+        with_view = {k: stacked(k, views) for k in view_keys} if views else {}
         order = torch.as_tensor(np.stack([rng.permutation(n) for _ in range(self.n_members)], axis=1))
         members = torch.arange(self.n_members)
         batch_size = self._local_batch()

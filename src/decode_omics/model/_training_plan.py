@@ -11,7 +11,7 @@ import torch
 from ._averaging import WeightAverage
 from ._ensemble import DECODEEnsemble, unknown_view_members
 from ._module import DECODEModule
-from ._pseudotissues import UNKNOWN_VIEW_KEYS
+from ._pseudotissues import DEPTH_VIEW_KEYS, UNKNOWN_VIEW_KEYS
 
 
 class DECODETrainingPlan(pl.LightningModule):
@@ -178,10 +178,10 @@ class DECODETrainingPlan(pl.LightningModule):
         for i, m in enumerate(self.module.members):
             if train and not self._training[i]:  # a member that has stopped (member_patience) trains no more
                 continue
-            part = {k: v[i::n] for k, v in batch.items() if k not in UNKNOWN_VIEW_KEYS}
+            part = {k: v[i::n] for k, v in batch.items() if k not in UNKNOWN_VIEW_KEYS + DEPTH_VIEW_KEYS}
             if i in with_view:
                 p = with_view.index(i)
-                part |= {k: batch[k][p :: len(with_view)] for k in UNKNOWN_VIEW_KEYS if k in batch}
+                part |= {k: batch[k][p :: len(with_view)] for k in UNKNOWN_VIEW_KEYS + DEPTH_VIEW_KEYS if k in batch}
             per_member.append(self._network_losses(m, self._perturbed(part, train), train))
         if not train and self.member_patience is not None:
             for i, losses in enumerate(per_member):
@@ -190,6 +190,16 @@ class DECODETrainingPlan(pl.LightningModule):
         # a loss only some members have (the unknown head's) is averaged over those
         names = dict.fromkeys(k for losses in per_member for k in losses)
         return {k: torch.stack([losses[k] for losses in per_member if k in losses]).mean() for k in names}
+
+    def _at_depth(self, m: DECODEModule, x: torch.Tensor, noise_sd: float) -> torch.Tensor:
+        """The unknown head's share on pseudo-tissues as deep as bulk (``xd``). The codes are computed without a
+        graph and the random numbers they draw (input noise, dropout) come from a fork of torch's generator, so the
+        rest of training draws, and learns, exactly what it would without this view."""
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            with torch.no_grad():
+                z = m.encode(x, noise_sd)
+            return m.fractions_from_latent(z, denoise=self.denoise, x=x)["unknown"]
 
     def _perturbed(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
         """The batch with the training-time feature gains and measurement noise applied to its pseudo-tissue views."""
@@ -241,6 +251,10 @@ class DECODETrainingPlan(pl.LightningModule):
             # The unknown head learns from the clean pseudo-tissue (share 0) and the view with unknown material, from
             # detached codes: it reports, it does not shape the fractions.
             losses["unknown_loss"] = m.head.unknown_loss(clean["unknown"], with_unknown["unknown"], batch["u"])
+            if "xd" in batch:
+                # and from pseudo-tissues as deep as bulk, whose depth says nothing of their share
+                deep = self._at_depth(m, batch["xd"], noise_sd)
+                losses["unknown_loss"] = (losses["unknown_loss"] + ((deep - batch["ud"]) ** 2).mean()) / 2
             total = total + losses["unknown_loss"]
         if self.denoise:
             losses["contrastive_loss"] = contrastive
