@@ -215,3 +215,27 @@ def test_the_unexplained_share_does_not_read_depth(shared_data):
     for n in (30, 1000):
         own = dco.pp.simulate_pseudobulk(ref, "broad_type", n_samples=40, cells_per_sample=n, random_state=7)
         assert float(model.get_unexplained(own).median()) < 0.15, n
+
+
+def test_deep_pseudotissues_train_the_unknown_head_alone_and_draw_nothing_from_training():
+    """With ``xd`` in the batch: the unknown loss changes, only the unknown head's weights get its gradient, the
+    fraction loss is the same, and torch's random stream after the step is where it would be without the deep view."""
+    torch.manual_seed(0)
+    module = DECODEModule(20, 3, unknown_head=True)
+    module.train()  # dropout and input noise on: they draw random numbers
+    plan = DECODETrainingPlan(module, input_noise=0.2, adversarial=False)
+    batch = _batch()
+    deep = batch | {"xd": batch["x"] * 50.0, "ud": torch.full((16,), 0.2)}
+    torch.manual_seed(1)
+    without = plan._network_losses(module, batch, train=True)
+    after_without = torch.get_rng_state()
+    torch.manual_seed(1)
+    with_deep = plan._network_losses(module, deep, train=True)
+    torch.testing.assert_close(torch.get_rng_state(), after_without, rtol=0, atol=0)
+    torch.testing.assert_close(with_deep["fraction_loss"], without["fraction_loss"], rtol=0, atol=0)
+    assert float(with_deep["unknown_loss"]) != float(without["unknown_loss"])
+    module.zero_grad()
+    (with_deep["unknown_loss"] - without["unknown_loss"]).backward()
+    for name, p in module.named_parameters():
+        reached = p.grad is not None and bool(p.grad.abs().sum() > 0)
+        assert reached == name.startswith("head.unknown."), name
