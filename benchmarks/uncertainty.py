@@ -178,7 +178,7 @@ def table() -> pd.DataFrame:
     """The tracked table from the cached jobs (rows of jobs not cached here are kept from the table)."""
     cached = [pd.DataFrame(json.loads(p.read_text())) for p in sorted(CACHE.glob("*.json"))]
     new = pd.concat(cached, ignore_index=True) if cached else pd.DataFrame()
-    old = pd.read_csv(TABLE) if TABLE.exists() else pd.DataFrame()
+    old = pd.read_csv(TABLE, float_precision="round_trip") if TABLE.exists() else pd.DataFrame()
     if len(old) and len(new):
         keys = set(zip(new["scenario"], new["seed"], new["n_members"], strict=True))
         keep = [(s, k, m) not in keys for s, k, m in zip(old["scenario"], old["seed"], old["n_members"], strict=True)]
