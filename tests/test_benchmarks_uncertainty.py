@@ -216,3 +216,19 @@ def test_report_shows_the_fraction_spread_of_the_current_ensemble_beside_the_ccc
     monkeypatch.setattr(uncertainty, "SEED_SPREAD", tmp_path / "none.csv")
     text = "\n".join(uncertainty.report_lines(pd.DataFrame(), tmp_path))
     assert "fraction sd is at most half" not in text and "| 0.05 |  |" in text
+
+
+def test_table_replaces_cached_jobs_rows_and_writes_kept_rows_back_unchanged(tmp_path, monkeypatch):
+    cache, table = tmp_path / "jobs", tmp_path / "uncertainty.csv"
+    cache.mkdir()
+    kept, replaced = _row("a", 0, 4, 0.5, 0.9) | {"scenario": "other"}, _row("b", 0, 4, 0.5, 0.9)
+    kept["width_90"] = 0.06327911710457589  # 17 significant digits: pandas' default float parser loses the last
+    pd.DataFrame([kept, replaced]).to_csv(table, index=False)
+    before = table.read_text().splitlines()
+    (cache / "s__0__m4.json").write_text(json.dumps([{**replaced, "task": "b", "ccc": 0.7}]))
+    monkeypatch.setattr(uncertainty, "CACHE", cache)
+    monkeypatch.setattr(uncertainty, "TABLE", table)
+    out = uncertainty.table()
+    after = table.read_text().splitlines()
+    assert out.set_index("task").loc["b", "ccc"] == 0.7  # the cached job's (scenario, seed) rows replace the stored
+    assert after[1] == before[1]  # the row of a scenario no job ran is written back byte for byte
