@@ -239,3 +239,33 @@ def test_deep_pseudotissues_train_the_unknown_head_alone_and_draw_nothing_from_t
     for name, p in module.named_parameters():
         reached = p.grad is not None and bool(p.grad.abs().sum() > 0)
         assert reached == name.startswith("head.unknown."), name
+
+
+def test_deep_pseudotissues_carry_the_measurement_perturbations_and_draw_nothing_from_torchs_stream():
+    """With ``feature_gain`` and ``measurement_noise`` on, the deep view gets the batch's one gain and noise of its own,
+    while every other view, and torch's random stream after the step, are what they are without the deep view."""
+    torch.manual_seed(0)
+    module = DECODEModule(20, 3, unknown_head=True)
+    gain_only = DECODETrainingPlan(module, feature_gain=0.5, adversarial=False)
+    both = DECODETrainingPlan(module, feature_gain=0.5, measurement_noise=0.2, adversarial=False)
+    batch = _batch()
+    deep = batch | {"xd": batch["x"] * 50.0, "ud": torch.full((16,), 0.2)}
+    # the feature gain: the deep view's features scale exactly as the clean pseudo-tissue's (no draw of its own)
+    torch.manual_seed(1)
+    out = gain_only._perturbed(deep, train=True)
+    torch.testing.assert_close(out["xd"] / deep["xd"], out["x"] / batch["x"])
+    assert not torch.allclose(out["x"], batch["x"])
+    for plan in (gain_only, both):
+        torch.manual_seed(1)
+        without = plan._perturbed(batch, train=True)
+        state = torch.get_rng_state()
+        torch.manual_seed(1)
+        with_deep = plan._perturbed(deep, train=True)
+        torch.testing.assert_close(torch.get_rng_state(), state, rtol=0, atol=0)
+        for key, value in without.items():
+            torch.testing.assert_close(with_deep[key], value, rtol=0, atol=0)
+    # the measurement noise: a factor of its own per value of the deep view
+    noise = torch.log(with_deep["xd"] / deep["xd"]) - torch.log(out["xd"] / deep["xd"])  # the same gain, seed 1
+    assert 0.15 < float(noise.std()) < 0.25
+    # nothing is perturbed outside training
+    assert both._perturbed(deep, train=False) is deep

@@ -103,7 +103,7 @@ class DECODETrainingPlan(pl.LightningModule):
     """
 
     #: The pseudo-tissue views of a batch (the real bulk is never among them): what ``feature_gain`` and
-    #: ``measurement_noise`` perturb.
+    #: ``measurement_noise`` perturb (the deep view ``xd`` too, drawing nothing from torch's stream: `_perturbed`).
     PSEUDOTISSUE_VIEWS = ("x", "x1", "x2", "xu")
 
     def __init__(
@@ -145,6 +145,8 @@ class DECODETrainingPlan(pl.LightningModule):
         if not measurement_noise >= 0 or not math.isfinite(measurement_noise):
             raise ValueError(f"measurement_noise must be >= 0, got {measurement_noise}.")
         self.measurement_noise = float(measurement_noise)
+        # the deep view's measurement noise comes from a generator of its own (see _perturbed)
+        self._deep_noise = torch.Generator().manual_seed((torch.initial_seed() + 1) % 2**63)
         self.fractions_with_unknown = fractions_with_unknown
         self.spread_weight = spread_weight
         self.feature_gain = feature_gain
@@ -202,16 +204,25 @@ class DECODETrainingPlan(pl.LightningModule):
             return m.fractions_from_latent(z, denoise=self.denoise, x=x)["unknown"]
 
     def _perturbed(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
-        """The batch with the training-time feature gains and measurement noise applied to its pseudo-tissue views."""
+        """The batch with the training-time feature gains and measurement noise applied to its pseudo-tissue views,
+        and to the pseudo-tissues as deep as bulk (``xd``), which the real bulk they stand for carries too. The deep
+        view takes the batch's one gain and its own noise from a generator of its own, so every other random draw,
+        and so every fraction, is what it would be without the deep view."""
+        deep = "xd" in batch
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
-            batch = {k: v * gain if k in self.PSEUDOTISSUE_VIEWS else v for k, v in batch.items()}
+            views = (*self.PSEUDOTISSUE_VIEWS, "xd")
+            batch = {k: v * gain if k in views else v for k, v in batch.items()}
         if train and self.measurement_noise > 0:
             # every value of every pseudo-tissue view gets its own log-normal factor (never the real bulk)
             sd = self.measurement_noise
             views = self.PSEUDOTISSUE_VIEWS
             batch = {k: v * torch.exp(sd * torch.randn_like(v)) if k in views else v for k, v in batch.items()}
+            if deep:
+                xd = batch["xd"]
+                eps = torch.randn(xd.shape, generator=self._deep_noise, dtype=xd.dtype).to(xd.device)
+                batch = batch | {"xd": xd * torch.exp(sd * eps)}
         return batch
 
     def _network_losses(self, m: DECODEModule, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
