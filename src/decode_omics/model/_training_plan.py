@@ -208,7 +208,6 @@ class DECODETrainingPlan(pl.LightningModule):
         and to the pseudo-tissues as deep as bulk (``xd``), which the real bulk they stand for carries too. The deep
         view takes the batch's one gain and its own noise from a generator of its own, so every other random draw,
         and so every fraction, is what it would be without the deep view."""
-        deep = "xd" in batch
         if train and self.feature_gain > 0:
             x = batch["x"]
             gain = torch.exp(self.feature_gain * torch.randn(x.shape[1], device=x.device, dtype=x.dtype))
@@ -219,7 +218,7 @@ class DECODETrainingPlan(pl.LightningModule):
             sd = self.measurement_noise
             views = self.PSEUDOTISSUE_VIEWS
             batch = {k: v * torch.exp(sd * torch.randn_like(v)) if k in views else v for k, v in batch.items()}
-            if deep:
+            if "xd" in batch:
                 xd = batch["xd"]
                 eps = torch.randn(xd.shape, generator=self._deep_noise, dtype=xd.dtype).to(xd.device)
                 batch = batch | {"xd": xd * torch.exp(sd * eps)}
