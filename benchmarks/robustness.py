@@ -445,7 +445,7 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             cost_text = f" ({cost.mean():+.3f})" if not cost.empty else ""
             cells.append(_why(d, task, m) if v.empty else f"{v.mean():.3f}{cost_text}")
         lines.append(f"| {layer} | {what} | " + " | ".join(cells) + f" | {_verdict(means)} |")
-    return lines + _diagnosis_lines(scores)
+    return lines + _diagnosis_lines(scores) + _default_check_lines()
 
 
 #: Column heads of the anchored table (the sources of ``benchmarks.anchored_gains``).
@@ -494,6 +494,38 @@ def _anchored_lines() -> list[str]:
     for cohort, g in table.groupby("cohort", sort=False):
         cells = [f"{r['CCC (unmeasured samples)']:.3f} ({r['worst seed']:.3f})" for _, r in g.iterrows()]
         lines.append(f"| {cohort} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _default_check_lines() -> list[str]:
+    """The tracked table of ``benchmarks.unexplained_check``: what ``tl.deconvolve``'s default check of unexplained
+    material names on the suite's tasks (empty where it was not written)."""
+    from . import unexplained_check as check
+
+    if not check.RESULTS.exists():
+        return []
+    from decode_omics.model._calibration import UNEXPLAINED_MAX_FIT, UNEXPLAINED_WARNING
+
+    lines = [
+        "",
+        "### What `tl.deconvolve`'s default check names (relative mode)",
+        "",
+        "`tl.deconvolve` runs relative mode by default and names, in a warning, the samples whose unexplained share",
+        f"(the unknown head's reading) exceeds {UNEXPLAINED_WARNING}, unless the bulk's median reference fit exceeds",
+        f"{UNEXPLAINED_MAX_FIT} (not checked). The missing-material rows above read absolute mode's `unknown` share;",
+        "here the default model on the same tasks (`python -m benchmarks.unexplained_check`; method page, *What",
+        "`tl.deconvolve`'s default check sees*). Transductive, as every DECODE figure. A sample not named is no",
+        "evidence that the reference explains it.",
+        "",
+        "| task | missing share (truth, median) | unexplained share, median per seed | samples named, per seed | RMSE, "
+        "mean (worst) |",
+        "|---|---|---|---|---|",
+    ]
+    for _, row in check.table(check.RESULTS).iterrows():
+        fit = row["median reference fit"]
+        named = row["samples named (per seed)"] if fit <= UNEXPLAINED_MAX_FIT else f"not checked (fit {fit:.1f})"
+        cells = [row["task"], f"{row['missing share (truth, median)']:.2f}", row["unexplained, median per seed"]]
+        lines.append("| " + " | ".join([*cells, named, row["RMSE (mean; worst)"]]) + " |")
     return lines
 
 

@@ -171,10 +171,11 @@ def _row(lines: list[str], start: str) -> list[str]:
 @pytest.fixture
 def no_diagnoses(monkeypatch, tmp_path):
     """The tracked diagnosis tables made absent, so the section shows the suite's rows only."""
-    from benchmarks import damage_oracle, identifiability
+    from benchmarks import damage_oracle, identifiability, unexplained_check
 
     monkeypatch.setattr(identifiability, "RESULTS", tmp_path / "identifiability.csv")
     monkeypatch.setattr(damage_oracle, "RESULTS", tmp_path / "damage_oracle.csv")
+    monkeypatch.setattr(unexplained_check, "RESULTS", tmp_path / "unexplained_check.csv")
     return tmp_path
 
 

@@ -56,3 +56,20 @@ def test_run_resumes_and_the_table_lists_every_seed(tmp_path, monkeypatch):
     assert list(table.index) == ["toy: full reference", "toy: type3 left out (mean 30%)"]
     assert table.loc["toy: full reference", "unexplained, median per seed"] == "0.10, 0.20"
     assert table.loc["toy: full reference", "seeds"] == 2 and len(pd.read_csv(out)) == 4
+
+
+def test_the_benchmark_page_shows_the_stored_table(tmp_path, monkeypatch):
+    rows = [
+        {"task": "toy: full reference", "seed": 0, "truth_median": 0.0, "median": 0.08, "named": 0.0, "rmse": 0.08,
+         "pearson": float("nan"), "median_reference_fit": 1.5},
+        {"task": "toy: B left out (mean 30%)", "seed": 0, "truth_median": 0.3, "median": 0.31, "named": 0.6,
+         "rmse": 0.1, "pearson": 0.5, "median_reference_fit": 3.5},
+    ]  # fmt: skip
+    path = tmp_path / "check.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    monkeypatch.setattr(check, "RESULTS", path)
+    lines = robustness._default_check_lines()
+    assert "| toy: full reference | 0.00 | 0.08 | 0% | 0.080 (0.080) |" in lines
+    assert "| toy: B left out (mean 30%) | 0.30 | 0.31 | not checked (fit 3.5) | 0.100 (0.100) |" in lines
+    monkeypatch.setattr(check, "RESULTS", tmp_path / "absent.csv")
+    assert robustness._default_check_lines() == []
