@@ -10,7 +10,7 @@ records, per task and seed, the unexplained share over the bulk samples against 
 (above ``UNEXPLAINED_MAX_FIT`` nothing is named). Transductive, as every DECODE figure: the model sees the unlabelled
 bulk it reads; the truth only scores.
 
-Run: ``python -m benchmarks.unexplained_check --seeds 0 1 2`` (about 35 minutes per seed on one thread; writes
+Run: ``python -m benchmarks.unexplained_check --seeds 0 1 2`` (about 30 minutes per seed on one thread; writes
 ``benchmarks/results/unexplained_check.csv``; ``--layers`` as ``BENCHMARKS_ROBUSTNESS_LAYERS``, ``--out`` another
 file, ``--resume`` skips what it holds, ``--table`` prints the stored table).
 """
@@ -38,7 +38,7 @@ def _row(task, seed: int, **train_kwargs) -> dict | None:
     import scvi
 
     from decode_omics.model import DECODE
-    from decode_omics.model._calibration import UNEXPLAINED_MAX_FIT, UNEXPLAINED_WARNING
+    from decode_omics.model._calibration import check_unexplained
 
     from .__main__ import score
     from .methods import _lightweight
@@ -56,8 +56,9 @@ def _row(task, seed: int, **train_kwargs) -> dict | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         estimate = model.get_fractions()
-        share = model.get_unexplained().to_numpy(dtype=float)
-        fit = float(np.nanmedian(model.get_reference_fit().to_numpy(dtype=float)))
+        unexplained, reference_fit = model.get_unexplained(), model.get_reference_fit()
+        checked = check_unexplained(unexplained, reference_fit, "relative")  # what tl.deconvolve names
+    share, fit = unexplained.to_numpy(dtype=float), checked["median_reference_fit"]
     truth = task.truth["unknown"].to_numpy(dtype=float) if "unknown" in task.truth else np.zeros(share.size)
     q10, median, q90 = np.quantile(share, [0.1, 0.5, 0.9])
     return {
@@ -68,7 +69,7 @@ def _row(task, seed: int, **train_kwargs) -> dict | None:
         "median": median,
         "q10": q10,
         "q90": q90,
-        "named": float(np.mean(share > UNEXPLAINED_WARNING)) if fit <= UNEXPLAINED_MAX_FIT else 0.0,
+        "named": len(checked["flagged"]) / share.size,
         "rmse": float(np.sqrt(np.mean((share - truth) ** 2))),
         "pearson": float(np.corrcoef(share, truth)[0, 1]) if truth.std() > 0 else np.nan,
         "median_reference_fit": fit,
