@@ -480,11 +480,11 @@ class DECODE(InferenceMixin, BaseModelClass):
             interval also widens with its own unexplained share, by a weight fitted on the cohorts
             (``interval_calibration_["unexplained_weight"]``, 0 where it does not narrow them). Measured on the
             uncertainty page (*Relative mode when the reference lacks material*; 3 seeds): on real PBMC bulk without
-            NK cells in the reference, ``"auto"`` lifts the coverage of the 90 % intervals from 0.72 to 0.86-0.92
-            (GSE107572) and from 0.62 to 0.65-0.90 (GSE107011, mean 0.78), and leaves 7 of 8 full-reference cohorts'
-            as they were; on kidney replicate 3 a batch shift reads as missing material and the intervals grow too
-            wide (0.85 -> 0.98).
-            HSCs missing from a bone-marrow reference read as no unexplained material, so nothing changes there.
+            NK cells in the reference, ``"auto"`` lifts the coverage of the 90 % intervals from 0.75-0.81 to 0.86
+            (GSE107572) but not on GSE107011 (0.60-0.69 either way: the unknown head reads its missing NK cells too
+            weakly to match more than 0.05), and leaves 7 of 8 full-reference cohorts' as they were; on kidney
+            replicate 3 a batch shift reads as missing material and the intervals grow too wide (0.83 -> 0.98).
+            HSCs missing from a bone-marrow reference read as little unexplained material, so little changes there.
             Absolute mode calibrates on unknown material already.
         """
         if self.module is None or not self.is_trained_:
