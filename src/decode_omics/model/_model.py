@@ -483,7 +483,8 @@ class DECODE(InferenceMixin, BaseModelClass):
             NK cells in the reference, ``"auto"`` lifts the coverage of the 90 % intervals from 0.75-0.81 to 0.86
             (GSE107572) but not on GSE107011 (0.60-0.69 either way: the unknown head reads its missing NK cells too
             weakly to match more than 0.05), and leaves 7 of 8 full-reference cohorts' as they were; on kidney
-            replicate 3 a batch shift reads as missing material and the intervals grow too wide (0.83 -> 0.98).
+            replicate 3 a batch shift reads as missing material and the intervals grow too wide (0.83-0.89 ->
+            0.97-0.99).
             HSCs missing from a bone-marrow reference read as little unexplained material, so little changes there.
             Absolute mode calibrates on unknown material already.
         """
