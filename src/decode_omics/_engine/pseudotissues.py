@@ -17,6 +17,12 @@ from .mixing import LabelIndex, artificial_cells, label_moments, mix, parametric
 #: How pseudo-tissues are made from the labels' cells.
 METHODS = ("parametric", "cells")
 
+#: The centring complement's magnitude per sample is the labels' mean norm times a factor drawn log-uniformly from
+#: ``[1 / r, r]``: the centring fixes the missing cells' direction, not how much each holds, which depends on how many
+#: cells the reference lacks and on the bulk's platform (chosen on the robustness suite's four RAW-left-out
+#: proteomics tasks, the method page).
+COMPLEMENT_MAGNITUDE_RANGE = 3.0
+
 
 class PseudoTissueGenerator:
     """Draws the parts of pseudo-tissues from a linear-scale reference.
@@ -130,7 +136,10 @@ class PseudoTissueGenerator:
         weighted profiles plus those of the cells not kept sum to 0, so the missing cells' mean profile points along
         *minus* the reference's cell-weighted mean profile. The complement's profile is that direction, scaled to the
         labels' mean norm, each feature varied mildly (``0.3 |mu| eps``); ``n_cells[i]`` cells of it are drawn per
-        sample with the labels' cell-weighted variance. Signed values: nothing is clipped.
+        sample with the labels' cell-weighted variance, and each sample's material is then multiplied by a factor
+        drawn log-uniformly from ``[1 / r, r]``, ``r`` = :data:`COMPLEMENT_MAGNITUDE_RANGE`: the centring says where
+        the missing cells point, not how far (their mean is minus the reference's times the ratio of kept to missing
+        cells, which is unknown, and another platform rescales it). Signed values: nothing is clipped.
         """
         f32 = np.float32
         shares = (self.index.sizes / max(int(self.index.sizes.sum()), 1)).astype(f32)
@@ -140,4 +149,6 @@ class PseudoTissueGenerator:
         mu = mu + f32(0.3) * np.abs(mu) * rng.standard_normal((n_cells.size, mu.size), dtype=f32)
         sd = np.sqrt(shares @ var)[None, :]
         c = n_cells[:, None].astype(f32)
-        return c * mu + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)
+        x = c * mu + np.sqrt(c) * sd * rng.standard_normal(mu.shape, dtype=f32)
+        log_range = np.log(COMPLEMENT_MAGNITUDE_RANGE)
+        return x * np.exp(rng.uniform(-log_range, log_range, (n_cells.size, 1))).astype(f32)
