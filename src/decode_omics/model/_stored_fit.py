@@ -130,7 +130,7 @@ def check_outside_mixtures(
         + (
             "The network trained on the material the reference's centring implies it lacks, which reads the known "
             "labels' split better but not always well (on the benchmark, one of three cell lines missing: pooled "
-            "CCC 0.45 one way, below NNLS's 0.74, and 0.88 the other). "
+            "CCC 0.51 one way, below NNLS's 0.74, and 0.88 the other). "
             if centring_complement
             else "The fractions cannot tell the two apart: they may be wrong (on the benchmark, one of three cell "
             "lines missing: pooled CCC 0.17 one way, 0.75 the other, without training on the centring complement; "
