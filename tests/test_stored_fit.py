@@ -135,6 +135,21 @@ def test_centring_complement_points_against_the_references_cell_weighted_mean():
     assert (cells < 0).any() and (cells > 0).any()  # signed values, nothing clipped
 
 
+def test_centring_complement_amount_varies_per_sample():
+    ref, _ = _centred_cells()
+    ref = _without(ref, "type2")
+    DECODE.setup_anndata(ref, labels_key="cell_type", scale="as_is")
+    generator = DECODE(ref)._sampler.generator
+    cells = generator.centring_complement(np.random.default_rng(0), np.full(2000, 15))
+    centre = (generator.index.sizes / generator.index.sizes.sum()) @ generator.mean
+    amount = cells @ (-centre / np.linalg.norm(centre))  # how far along the implied direction each sample lies
+    assert (amount > 0).all()
+    # a factor log-uniform on [1/3, 3] per sample: its 1st and 99th percentiles lie 8.7x apart (measured 8.8 here;
+    # 1.2 with one amount for every sample, the spread of the cells drawn alone)
+    spread = np.quantile(amount, 0.99) / np.quantile(amount, 0.01)
+    assert 7.0 < spread < 11.0
+
+
 def test_training_on_the_centring_complement_reads_the_known_split_better():
     ref, bulk = _centred_cells(seed=4)
     lacking = _without(ref, "type2")
