@@ -165,3 +165,33 @@ def align_features(
         ref.uns["feature_alignment"] = report
         blk.uns["feature_alignment"] = report
     return ref, blk
+
+
+def excess_features(bulk: np.ndarray, label_means: np.ndarray, max_excess: float) -> np.ndarray:
+    """Mask of the features the bulk holds far more of than any label of the reference could give it.
+
+    Per feature: the median over the samples of its share of the sample's total, over the largest of the labels'
+    shares (each label's mean profile as a composition). No mix of the labels holds more of a feature than its
+    largest label does, so a ratio far above 1 in most samples is material the reference lacks (the marker genes of a
+    cell type it does not have) or a platform that measures the feature far more efficiently.
+
+    Parameters
+    ----------
+    bulk
+        Samples x features, linear scale.
+    label_means
+        Labels x features: the reference's mean per-cell profile of every label, linear scale.
+    max_excess
+        Ratio above which a feature is flagged.
+
+    Returns
+    -------
+    Boolean mask over the features (``True``: flagged).
+    """
+    B = np.asarray(bulk, dtype=np.float64)
+    M = np.asarray(label_means, dtype=np.float64)
+    composition = B / np.maximum(B.sum(axis=1, keepdims=True), 1e-300)
+    largest = (M / np.maximum(M.sum(axis=1, keepdims=True), 1e-300)).max(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.median(composition / largest, axis=0)  # inf where no label expresses the feature at all
+    return np.nan_to_num(ratio, nan=0.0) > max_excess

@@ -477,7 +477,8 @@ def check_unexplained(unexplained: pd.Series, reference_fit: pd.Series, mode: st
         f"one, cell fractions of the known labels measured on at least {MIN_GAIN_SAMPLES} of the samples (flow "
         "cytometry; tl.deconvolve(measured_key=...) or model.fit_platform_gains(measured_fractions)) keep the known "
         "labels' split, and so, less closely, does the cohort's average composition of the known labels (a blood "
-        "count, a published composition; mean_fractions=...).",
+        "count, a published composition; mean_fractions=...). Where the missing cells have marker genes of their "
+        "own, DECODE(max_feature_excess=10) leaves out the features no known label explains before training.",
         UserWarning,
         stacklevel=3,
     )

@@ -17,6 +17,7 @@ from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass
 
 from .._engine.features import shared_features
+from ._bulk import BulkSource
 from ._calibration import (
     MIN_GAIN_SAMPLES,
     MIN_TRANSFER_SAMPLES,
@@ -34,7 +35,7 @@ from ._inference import InferenceMixin
 from ._intervals import CONTENT_SHIFT, fit_interval_calibration
 from ._noise import estimate_measurement_noise
 from ._pseudotissues import PseudoTissueSampler
-from ._reference import label_values, prepare_registered, refuse_silent_labels
+from ._reference import label_values, prepare_registered, refuse_silent_labels, without_excess_features
 from ._registry import attach_reference, register, registered
 from ._save_load import model_attributes, restore_model, write_model_files
 from ._settings import TrainSettings, current_seed
@@ -109,6 +110,16 @@ class DECODE(InferenceMixin, BaseModelClass):
         per sample). ``None``: on where the labels' profiles do not cancel
         (:func:`~decode_omics.model._stored_fit.mix_cancellation` at least 0.2; a reference centred over its own
         cells cancels, and nothing changes there). Stored in ``centring_complement_``; measured on the method page.
+    max_feature_excess
+        Linear scales, with bulk: leave out of the model's features those that the registered bulk holds more than
+        this many times as much of as any label of the reference (per feature, the median over the samples of its
+        share of the sample over the largest label's share; :func:`~decode_omics._engine.features.excess_features`).
+        No mix of the labels holds more of a feature than its largest label, so such features carry material the
+        reference lacks (the markers of a cell type it does not have), which the network would otherwise hand to
+        the known labels. ``None`` (default): every selected feature is kept. Opt-in: on real PBMC bulk with
+        monocytes left out of the reference, 10 lifted the known labels' pooled CCC from 0.27 to 0.55 and from 0.74
+        to 0.84 (3 seeds), and cost 0.01 and 0.04 where the reference is complete (method page, *Features the
+        reference cannot explain*). The features left out are in ``excess_features_``.
 
     Attributes
     ----------
@@ -120,6 +131,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         After :meth:`train` on values read as stored (``scale="as_is"``): per model feature, how well the bulk
         follows the network's first estimates (a Series; ``None`` when not judged). Features below 0.5 are masked in
         the network (``module.transform.mask``).
+    excess_features_
+        The selected features left out because the bulk holds far more of them than any label
+        (``max_feature_excess``); empty otherwise.
 
     Examples
     --------
@@ -150,6 +164,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         n_members: int = 1,
         unknown_head: bool | None = None,
         centring_complement: bool | None = None,
+        max_feature_excess: float | None = None,
     ):
         if mode not in ("relative", "absolute"):
             raise ValueError(f"mode must be 'relative' or 'absolute', got {mode!r}.")
@@ -178,6 +193,15 @@ class DECODE(InferenceMixin, BaseModelClass):
         if bulk_adata is not None:
             candidates = shared_features(ref_adata.var_names, bulk_adata.var_names)
         ref = prepare_registered(ref_adata, ref_args, candidates=candidates, n_features=n_features, min_cells=min_cells)
+        self.excess_features_: list[str] = []
+        if max_feature_excess is not None:
+            if bulk_adata is None:
+                raise ValueError("max_feature_excess compares the registered bulk with the reference: pass bulk.")
+            _, bulk_args = registered(self.bulk_manager_)
+            source = BulkSource(bulk_adata, list(ref.features), bulk_args.get("layer"), bulk_args.get("scale", "auto"))
+            ref, self.excess_features_ = without_excess_features(
+                ref, ref_adata, ref_args, source, max_feature_excess, min_cells
+            )
         self.features_ = [str(f) for f in ref.features]
         self.labels_ = [str(label) for label in ref.labels]
         self.label_values_ = label_values(ref_adata.obs[ref_args["labels_key"]], self.labels_)

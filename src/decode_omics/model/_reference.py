@@ -225,3 +225,42 @@ def label_values(labels: pd.Series, names: list[str]) -> list | None:
     if all(isinstance(v, str) for v in values) or [str(v) for v in values] != list(names):
         return None
     return values
+
+
+#: Fewest features a model keeps after the excess features are dropped.
+MIN_KEPT_FEATURES = 20
+
+
+def without_excess_features(
+    ref: PreparedReference, adata: AnnData, args: dict, bulk, max_excess: float, min_cells: int
+) -> tuple[PreparedReference, list[str]]:
+    """The reference prepared again without the features the registered ``bulk`` (a
+    :class:`~decode_omics.model._bulk.BulkSource` on ``ref.features``) holds more than ``max_excess`` times as much of
+    as any label (:func:`~decode_omics._engine.features.excess_features`), and their names (none dropped: ``ref`` as
+    it was)."""
+    from .._engine.features import excess_features
+    from .._engine.mixing import label_moments
+
+    if ref.scale.scale == "as_is":
+        raise ValueError(
+            "max_feature_excess needs a linear scale (a feature's share of a sample); the reference was registered "
+            "with scale='as_is'. Leave max_feature_excess=None."
+        )
+    if not max_excess > 1:
+        raise ValueError(f"max_feature_excess must be a ratio above 1, got {max_excess!r}.")
+    means = ref.moments[0] if ref.moments is not None else None
+    if means is None:
+        means = label_moments(ref.matrix, LabelIndex.from_codes(ref.codes, len(ref.labels)))[0]
+    _, block = next(bulk.blocks(20_000))
+    flagged = excess_features(block, means, max_excess)
+    if not flagged.any():
+        return ref, []
+    kept = ref.features[~flagged]
+    if kept.size < MIN_KEPT_FEATURES:
+        raise ValueError(
+            f"max_feature_excess={max_excess} would leave {kept.size} of {ref.features.size} features (fewer than "
+            f"{MIN_KEPT_FEATURES}): the bulk is far from every label on most features. Check that reference and bulk "
+            "are on the same scale, or raise max_feature_excess."
+        )
+    again = prepare_registered(adata, args, candidates=kept, n_features=kept.size, min_cells=min_cells)
+    return again, [str(f) for f in ref.features[flagged]]

@@ -75,6 +75,7 @@ ATTRIBUTES = (
     ("pseudotissue", "pseudotissue_", "parametric", str, str),
     ("standardize", "standardize_", False, bool, bool),
     ("centring_complement", "centring_complement_", False, bool, bool),
+    ("excess_features", "excess_features_", [], list, list),
     ("train_settings", "train_settings_", {}, dict, dict),
     ("is_trained", "is_trained_", True, bool, bool),
     (
