@@ -118,8 +118,9 @@ class DECODE(InferenceMixin, BaseModelClass):
         reference lacks (the markers of a cell type it does not have), which the network would otherwise hand to
         the known labels. ``None`` (default): every selected feature is kept. Opt-in: on real PBMC bulk with
         monocytes left out of the reference, 10 lifted the known labels' pooled CCC from 0.27 to 0.55 and from 0.74
-        to 0.84 (3 seeds), and cost 0.01 and 0.04 where the reference is complete (method page, *Features the
-        reference cannot explain*). The features left out are in ``excess_features_``.
+        to 0.84 (3 seeds), and cost 0.01 and 0.04 where the reference is complete and 0.08 on one cohort whose
+        missing NK cells share their genes with CD8 T cells (method page, *Features the reference cannot explain*).
+        The features left out are in ``excess_features_``.
 
     Attributes
     ----------
