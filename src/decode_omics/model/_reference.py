@@ -11,7 +11,8 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._engine.adata import label_codes
-from .._engine.mixing import LabelIndex
+from .._engine.features import excess_features
+from .._engine.mixing import LabelIndex, label_moments
 from .._engine.ondisk import is_on_disk, read_rows, row_blocks
 from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
 
@@ -238,9 +239,6 @@ def without_excess_features(
     :class:`~decode_omics.model._bulk.BulkSource` on ``ref.features``) holds more than ``max_excess`` times as much of
     as any label (:func:`~decode_omics._engine.features.excess_features`), and their names (none dropped: ``ref`` as
     it was)."""
-    from .._engine.features import excess_features
-    from .._engine.mixing import label_moments
-
     if ref.scale.scale == "as_is":
         raise ValueError(
             "max_feature_excess needs a linear scale (a feature's share of a sample); the reference was registered "
