@@ -62,7 +62,7 @@ def test_absent_cell_types_markers_are_left_out_and_the_split_improves(tmp_path)
     assert np.allclose(loaded.get_fractions().to_numpy(), model.get_fractions().to_numpy(), atol=1e-6)
 
 
-def test_a_complete_reference_loses_nothing():
+def test_a_complete_reference_flags_nothing():
     ref, bulk = reference_and_bulk(4, n_samples=30)
     DECODE.setup_anndata(ref, labels_key="cell_type")
     DECODE.setup_anndata(bulk)

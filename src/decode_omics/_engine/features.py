@@ -1,4 +1,4 @@
-"""Align the features of a reference and a bulk data set."""
+"""Align the features of a reference and a bulk data set, and flag those the bulk holds far more of than any label."""
 
 from __future__ import annotations
 

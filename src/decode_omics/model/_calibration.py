@@ -478,7 +478,8 @@ def check_unexplained(unexplained: pd.Series, reference_fit: pd.Series, mode: st
         "cytometry; tl.deconvolve(measured_key=...) or model.fit_platform_gains(measured_fractions)) keep the known "
         "labels' split, and so, less closely, does the cohort's average composition of the known labels (a blood "
         "count, a published composition; mean_fractions=...). Where the missing cells have marker genes of their "
-        "own, DECODE(max_feature_excess=10) leaves out the features no known label explains before training.",
+        "own, DECODE(max_feature_excess=10) leaves out the features no known label explains before training (opt-in: "
+        "it costs where the reference is complete; see the method page).",
         UserWarning,
         stacklevel=3,
     )

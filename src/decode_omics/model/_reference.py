@@ -237,8 +237,9 @@ def without_excess_features(
 ) -> tuple[PreparedReference, list[str]]:
     """The reference prepared again without the features the registered ``bulk`` (a
     :class:`~decode_omics.model._bulk.BulkSource` on ``ref.features``) holds more than ``max_excess`` times as much of
-    as any label (:func:`~decode_omics._engine.features.excess_features`), and their names (none dropped: ``ref`` as
-    it was)."""
+    as any label (:func:`~decode_omics._engine.features.excess_features`, judged on its first 20,000 samples), and
+    their names (none dropped: ``ref`` as it was). The reference is prepared again on the features kept, so its
+    moments and scale are those of the features the model reads."""
     if ref.scale.scale == "as_is":
         raise ValueError(
             "max_feature_excess needs a linear scale (a feature's share of a sample); the reference was registered "
