@@ -447,7 +447,7 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             cost_text = f" ({cost.mean():+.3f})" if not cost.empty else ""
             cells.append(_why(d, task, m) if v.empty else f"{v.mean():.3f}{cost_text}")
         lines.append(f"| {layer} | {what} | " + " | ".join(cells) + f" | {_verdict(means)} |")
-    return lines + _diagnosis_lines(scores) + _default_check_lines()
+    return lines + _diagnosis_lines(scores) + _default_check_lines() + _excess_check_lines()
 
 
 #: Column heads of the anchored table (the sources of ``benchmarks.anchored_gains``).
@@ -528,6 +528,40 @@ def _default_check_lines() -> list[str]:
         named = row["samples named (per seed)"] if fit <= UNEXPLAINED_MAX_FIT else f"not checked (fit {fit:.1f})"
         cells = [row["task"], f"{row['missing share (truth, median)']:.2f}", row["unexplained, median per seed"]]
         lines.append("| " + " | ".join([*cells, named, row["RMSE (mean; worst)"]]) + " |")
+    return lines
+
+
+def _excess_check_lines() -> list[str]:
+    """The tracked table of ``benchmarks.excess_check`` on the suite's tasks: what ``tl.deconvolve``'s excess-share
+    check names (no training; empty where it was not written)."""
+    from . import excess_check as check
+
+    if not check.RESULTS.exists():
+        return []
+    from decode_omics.model._excess_check import EXCESS_RATIO, EXCESS_WARNING
+
+    rows = pd.read_csv(check.RESULTS)
+    rows = rows[rows["scenario"] == SCENARIO]
+    if rows.empty:
+        return []
+    lines = [
+        "",
+        "### What `tl.deconvolve`'s excess-share check names",
+        "",
+        f"Per sample, what it holds beyond {EXCESS_RATIO:g} times the largest label's share on the features most",
+        "samples hold beyond that: a lower bound on the share no mix of the reference's labels explains",
+        f"(`obs['decode_excess_share']`). Where the bulk's median reaches {EXCESS_WARNING}, a warning names the",
+        "samples at or above it and the features that carry it. No training, no seed",
+        "(`python -m benchmarks.excess_check`; every benchmark task on the method page, *The excess-share check*).",
+        "",
+        "| task | missing share (truth, median) | excess share, median [10-90 %] | samples named | r | carried by |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, row in rows.iterrows():
+        carriers = ", ".join(str(row["carriers"]).split()[:4]) if isinstance(row["carriers"], str) else "-"
+        r = "-" if pd.isna(row["pearson"]) else f"{row['pearson']:+.2f}"
+        share = f"{row['median']:.3f} [{row['q10']:.3f}, {row['q90']:.3f}]"
+        lines.append(f"| {row['task']} | {row['truth_median']:.2f} | {share} | {row['named']:.0%} | {r} | {carriers} |")
     return lines
 
 

@@ -76,6 +76,29 @@ def reference_and_bulk(
     return ref, bulk
 
 
+#: type3's marker block in the synthetic reference (200 features, 4 labels: 25-feature blocks).
+TYPE3_MARKERS = [f"gene{j}" for j in range(75, 100)]
+
+
+def absent_marked_type(seed=3, n_samples=40):
+    """A reference without type3, and bulk holding type3 at 0.2-0.6, whose markers are 120x the base level (the
+    reference's own labels: 12x on theirs), as a cell type with marker genes of its own would be."""
+    import decode_omics as dco
+
+    cells = synthetic_reference(seed=seed, cells_per_label=120)
+    markers = cells.var_names.isin(TYPE3_MARKERS)
+    rows = (cells.obs["cell_type"] == "type3").to_numpy()
+    cells.X[np.ix_(rows, markers)] *= 10.0
+    half = np.random.default_rng(seed).random(cells.n_obs) < 0.5
+    ref, query = cells[half & ~rows].copy(), cells[~half].copy()
+    ref.obs["cell_type"] = ref.obs["cell_type"].cat.remove_unused_categories()
+    bulk = dco.pp.simulate_pseudobulk(
+        query, "cell_type", n_samples=n_samples, cells_per_sample=200, unknown=["type3"],
+        unknown_fraction=(0.2, 0.6), unknown_column=True, random_state=seed,
+    )  # fmt: skip
+    return ref, bulk
+
+
 def fingerprint(adata: AnnData) -> str:
     """A hash of everything in an AnnData that a function might mutate (scvi-tools' own ``_scvi_*`` registration
     columns, which ``DECODE.setup_anndata`` documents, are left out)."""

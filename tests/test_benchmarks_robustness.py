@@ -171,12 +171,38 @@ def _row(lines: list[str], start: str) -> list[str]:
 @pytest.fixture
 def no_diagnoses(monkeypatch, tmp_path):
     """The tracked diagnosis tables made absent, so the section shows the suite's rows only."""
-    from benchmarks import damage_oracle, identifiability, unexplained_check
+    from benchmarks import damage_oracle, excess_check, identifiability, unexplained_check
 
     monkeypatch.setattr(identifiability, "RESULTS", tmp_path / "identifiability.csv")
     monkeypatch.setattr(damage_oracle, "RESULTS", tmp_path / "damage_oracle.csv")
     monkeypatch.setattr(unexplained_check, "RESULTS", tmp_path / "unexplained_check.csv")
+    monkeypatch.setattr(excess_check, "RESULTS", tmp_path / "excess_check.csv")
     return tmp_path
+
+
+def test_report_lines_show_the_excess_check_of_the_suite_tasks(no_diagnoses):
+    pd.DataFrame(
+        {
+            "scenario": ["robustness", "robustness", "cellmix"],
+            "task": ["L: full reference", "L: A left out (mean 30%)", "cellmix1"],
+            "truth_median": [0.0, 0.3, 0.0],
+            "median": [0.002, 0.05, 0.0],
+            "q10": [0.001, 0.02, 0.0],
+            "q90": [0.003, 0.09, 0.0],
+            "named": [0.0, 0.75, 0.0],
+            "pearson": [float("nan"), 0.69, float("nan")],
+            "carriers": [float("nan"), "LYZ FGL2 MPEG1 TGFBI KIAA0930", float("nan")],
+        }
+    ).to_csv(no_diagnoses / "excess_check.csv", index=False)
+    lines = rb.report_lines(_scores())
+    assert "### What `tl.deconvolve`'s excess-share check names" in lines
+    assert _row(lines, "| L: full reference | 0.00 | 0.002") == [
+        "L: full reference", "0.00", "0.002 [0.001, 0.003]", "0%", "-", "-"
+    ]  # fmt: skip
+    assert _row(lines, "| L: A left out (mean 30%) | 0.30") == [
+        "L: A left out (mean 30%)", "0.30", "0.050 [0.020, 0.090]", "75%", "+0.69", "LYZ, FGL2, MPEG1, TGFBI"
+    ]  # fmt: skip
+    assert not [line for line in lines if line.startswith("| cellmix1")]  # other scenarios: the method page
 
 
 def test_report_lines_render_the_tables(no_diagnoses):

@@ -101,13 +101,14 @@ def test_anndata_inputs_not_modified(fitted):
     assert fingerprint(ref) == before["ref"]
     assert list(ref.uns) == [] and list(ref.obsm) == []
     _assert_not_registered(ref)
-    # the bulk gains obsm/uns["decode"] and two documented obs columns, its original columns untouched
+    # the bulk gains obsm/uns["decode"] and three documented obs columns, its original columns untouched
     np.testing.assert_array_equal(bulk.X, before["bulk_X"])
-    added = ["decode_reference_fit", "decode_unexplained"]
+    added = ["decode_reference_fit", "decode_excess_share", "decode_unexplained"]
     assert list(bulk.obs.columns) == [*before["bulk_obs"].columns, *added]
     pd.testing.assert_frame_equal(bulk.obs[before["bulk_obs"].columns], before["bulk_obs"])
     assert np.isfinite(bulk.obs["decode_reference_fit"]).all() and (bulk.obs["decode_reference_fit"] >= 0).all()
     assert bulk.obs["decode_unexplained"].between(0, 1).all()
+    assert bulk.obs["decode_excess_share"].between(0, 1).all()
     assert set(bulk.obsm) == {"fractions", "decode"}
     _assert_not_registered(bulk)
 

@@ -167,6 +167,15 @@ def align_features(
     return ref, blk
 
 
+def _shares(bulk: np.ndarray, label_means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's composition (its share of every feature) and, per feature, the largest label's share."""
+    B = np.asarray(bulk, dtype=np.float64)
+    M = np.asarray(label_means, dtype=np.float64)
+    composition = B / np.maximum(B.sum(axis=1, keepdims=True), 1e-300)
+    largest = (M / np.maximum(M.sum(axis=1, keepdims=True), 1e-300)).max(axis=0)
+    return composition, largest
+
+
 def excess_features(bulk: np.ndarray, label_means: np.ndarray, max_excess: float) -> np.ndarray:
     """Mask of the features the bulk holds far more of than any label of the reference could give it.
 
@@ -188,10 +197,35 @@ def excess_features(bulk: np.ndarray, label_means: np.ndarray, max_excess: float
     -------
     Boolean mask over the features (``True``: flagged).
     """
-    B = np.asarray(bulk, dtype=np.float64)
-    M = np.asarray(label_means, dtype=np.float64)
-    composition = B / np.maximum(B.sum(axis=1, keepdims=True), 1e-300)
-    largest = (M / np.maximum(M.sum(axis=1, keepdims=True), 1e-300)).max(axis=0)
+    composition, largest = _shares(bulk, label_means)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.median(composition / largest, axis=0)  # inf where no label expresses the feature at all
     return np.nan_to_num(ratio, nan=0.0) > max_excess
+
+
+def feature_excess(bulk: np.ndarray, label_means: np.ndarray, max_excess: float) -> np.ndarray:
+    """Per sample and feature, the share of the sample's total beyond ``max_excess`` times the largest label's share.
+
+    A sample that is a mix of the labels holds no feature beyond its largest label's share, so the row sums are a lower
+    bound on the share of the sample that no mix of the labels explains: with material the reference lacks at share
+    ``u`` (any composition ``x``), a feature's excess is at most ``u * x_f``, and the excesses sum to at most ``u``.
+    The factor ``max_excess`` keeps platform gains up to that size (a feature measured that many times more
+    efficiently) out of the bound, and cell-to-cell sampling too, which stays far below it on bulk samples.
+
+    Parameters
+    ----------
+    bulk
+        Samples x features, linear scale.
+    label_means
+        Labels x features: the reference's mean per-cell profile of every label, linear scale.
+    max_excess
+        The factor of the largest label's share above which a feature's share counts (at least 1).
+
+    Returns
+    -------
+    Samples x features, non-negative (rows of zeros for all-zero samples).
+    """
+    if max_excess < 1:
+        raise ValueError(f"max_excess must be at least 1 (a mix holds up to its largest label's share): {max_excess}.")
+    composition, largest = _shares(bulk, label_means)
+    return np.maximum(composition - max_excess * largest, 0.0)

@@ -11,9 +11,11 @@ from anndata import AnnData
 from mudata import MuData
 from tqdm.auto import tqdm
 
+from .._engine.features import excess_features, feature_excess
 from ._bulk import BulkSource, resolve_modality
 from ._calibration import log_residual_spread, warn_if_unknown_unreliable
 from ._ensemble import member_fractions
+from ._excess_check import EXCESS_RATIO
 from ._intervals import DEFAULT_LEVEL, interval_frames, intervals
 from ._registry import registered
 from ._settings import current_seed, shared_docs
@@ -317,6 +319,60 @@ class InferenceMixin:
             raise ValueError("The reference fit needs a linear scale; this model reads values as stored (as_is).")
         source = self._bulk_source(adata, layer, modality, scale, platform_correction=False)
         return self._against_profiles(source, log_residual_spread, "reference_fit")
+
+    @shared_docs
+    def get_excess_share(
+        self, adata: AnnData | MuData | None = None, *, layer: str | None = None, modality: str | None = None,
+        scale: str = "auto", max_excess: float = EXCESS_RATIO, by: str = "sample",
+    ) -> pd.Series:  # fmt: skip
+        """The share of each bulk sample that no mix of the reference's labels can hold (no training needed).
+
+        No mix of the labels holds more of a feature, as a share of the whole, than the label that holds most of it.
+        The features the samples hold beyond ``max_excess`` times that share, at the median over the samples
+        (:func:`~decode_omics._engine.features.excess_features`, as ``DECODE(max_feature_excess=...)`` judges them),
+        carry material the reference lacks or a platform gain beyond ``max_excess``; what each sample holds on them
+        beyond that bound, summed (:func:`~decode_omics._engine.features.feature_excess`), is a lower bound on the
+        share of the sample the reference does not explain, whatever its composition. Judged at the median, a
+        feature that bursts in a few samples (cell-to-cell sampling in mixtures of a few cells) does not count, so
+        pass the whole cohort: the features are judged on its first 20,000 samples. Material whose profile lies near
+        a mix of the labels reads 0, so a sample at 0 may still lack cell types. With ``by="feature"`` it says which
+        features carry it: the marker genes of what is missing. Deterministic (no seed). Features a model built with
+        ``max_feature_excess`` left out are not counted. Values measured on the benchmark tasks are on the method
+        page (*The excess-share check*).
+
+        Parameters
+        ----------
+        {data}
+        max_excess
+            A feature's share counts beyond this many times its largest label's share (at least 1; default
+            :data:`~decode_omics.model._excess_check.EXCESS_RATIO`, which :func:`~decode_omics.tl.deconvolve`
+            checks).
+        by
+            ``"sample"``: one value per sample. ``"feature"``: per feature that counts, its mean excess share over
+            the samples, largest first.
+
+        Returns
+        -------
+        Series indexed by sample (``by="sample"``, named ``excess_share``) or by feature (``by="feature"``, named
+        ``mean_excess_share``).
+        """
+        if self._reads_as_stored():
+            raise ValueError("The excess share needs a linear scale; this model reads values as stored (as_is).")
+        if by not in ("sample", "feature"):
+            raise ValueError(f"by must be 'sample' or 'feature', got {by!r}.")
+        source = self._bulk_source(adata, layer, modality, scale, platform_correction=False)
+        profiles = self.module.label_profiles.cpu().numpy()
+        _, first = next(source.blocks(20_000))
+        counted = excess_features(first, profiles, max_excess)
+        per_sample, summed = [np.zeros(0)], np.zeros(len(self.features))
+        for _, block in source.blocks(10_000):
+            excess = feature_excess(block, profiles, max_excess) * counted
+            per_sample.append(excess.sum(axis=1))
+            summed += excess.sum(axis=0)
+        if by == "sample":
+            return pd.Series(np.concatenate(per_sample), index=source.obs_names, name="excess_share")
+        mean = pd.Series(summed / max(source.n_obs, 1), index=pd.Index(self.features), name="mean_excess_share")
+        return mean[mean > 0].sort_values(ascending=False, kind="stable")
 
     @shared_docs
     def get_stored_fit(
