@@ -36,11 +36,18 @@ def test_feature_excess_is_a_lower_bound_on_the_material_no_label_holds():
         feature_excess(samples, labels, 0.5)
 
 
-def test_deconvolve_names_the_samples_and_the_absent_types_markers(tmp_path):
-    ref, bulk = absent_marked_type()
+def _deconvolved(ref, bulk, **model_kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = dco.tl.deconvolve(bulk, ref, "cell_type", train_kwargs=FAST, return_model=True)
+        model = dco.tl.deconvolve(
+            bulk, ref, "cell_type", model_kwargs=model_kwargs, train_kwargs=FAST, return_model=True
+        )
+    return model, next((str(w.message) for w in caught if "no mix of the reference" in str(w.message)), None)
+
+
+def test_deconvolve_names_the_samples_and_the_absent_types_markers_and_leaves_them_out(tmp_path):
+    ref, bulk = absent_marked_type()
+    model, message = _deconvolved(ref, bulk)
     share = bulk.obs["decode_excess_share"]
     truth = bulk.obsm["fractions"]["unknown"]
     # a lower bound on the absent type's share, and it follows it
@@ -49,18 +56,31 @@ def test_deconvolve_names_the_samples_and_the_absent_types_markers(tmp_path):
     checked = bulk.uns["decode"]["excess"]
     assert checked["flagged"] == list(bulk.obs_names[share >= EXCESS_WARNING])
     assert checked["ratio"] == EXCESS_RATIO and checked["threshold"] == EXCESS_WARNING
-    # the features that carry it are the absent type's markers
+    # the features that carry it are the absent type's markers ...
     assert len(checked["carriers"]) == N_CARRIERS and set(checked["carriers"]) <= set(TYPE3_MARKERS)
-    message = next(str(w.message) for w in caught if "no mix of the reference" in str(w.message))
+    # ... which max_feature_excess="auto" (the default) left out before training, as the warning says
+    assert set(checked["carriers"]) <= set(model.excess_features_) <= set(TYPE3_MARKERS)
+    assert checked["left_out"] == model.excess_features_
     assert f"{len(checked['flagged'])} of {bulk.n_obs} samples" in message
-    assert next(iter(checked["carriers"])) in message and "max_feature_excess=10" in message
-    assert "obs['decode_excess_share']" in message
+    assert next(iter(checked["carriers"])) in message and "obs['decode_excess_share']" in message
+    assert f"The model left out the {len(model.excess_features_)} features" in message
+    # the shares reported are those read before any feature was left out
+    assert np.allclose(model.excess_share_.to_numpy(), share.to_numpy())
+    assert not set(model.excess_features_) & set(model.features_)
+    bulk.write_h5ad(tmp_path / "bulk.h5ad")  # the record survives h5ad
+
+
+def test_with_every_feature_kept_the_model_reads_the_same_shares_and_the_warning_names_the_option():
+    ref, bulk = absent_marked_type()
+    model, message = _deconvolved(ref, bulk, max_feature_excess=None)
+    share = bulk.obs["decode_excess_share"]
+    assert model.excess_features_ == [] and model.excess_share_ is None
+    assert "max_feature_excess=10" in message and "left out" not in message
     # the model's method reads the same, and by feature the carriers, largest first
     assert np.allclose(model.get_excess_share().to_numpy(), share.to_numpy())
     by_feature = model.get_excess_share(by="feature")
     assert by_feature.is_monotonic_decreasing and (by_feature > 0).all()
-    assert list(by_feature.index[:N_CARRIERS]) == list(checked["carriers"])
-    bulk.write_h5ad(tmp_path / "bulk.h5ad")  # the record survives h5ad
+    assert list(by_feature.index[:N_CARRIERS]) == list(bulk.uns["decode"]["excess"]["carriers"])
     # a smaller factor counts more
     assert (model.get_excess_share(max_excess=2.0).to_numpy() >= share.to_numpy() - 1e-12).all()
 
@@ -90,8 +110,9 @@ def test_check_excess_gates_on_the_median_and_drops_the_opt_in_advice_once_taken
     assert out["flagged"] == ["s0", "s2", "s3", "s4"] and out["carriers"] == {"LYZ": 0.03, "FGL2": 0.01}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        check_excess(high, carriers, left_out=12)
-    assert len(caught) == 1 and "max_feature_excess" not in str(caught[0].message)
+        check_excess(high, carriers, left_out=["LYZ", "FGL2"])
+    assert len(caught) == 1 and "max_feature_excess=10" not in str(caught[0].message)
+    assert "The model left out the 2 features" in str(caught[0].message)
 
 
 def test_only_features_beyond_the_bound_in_most_samples_count(no_training):

@@ -83,3 +83,28 @@ def test_max_feature_excess_refuses_what_it_cannot_do(no_training):
     DECODE.setup_anndata(stored_bulk, scale="as_is")
     with pytest.raises(ValueError, match="linear scale"):
         DECODE(stored_ref, stored_bulk, max_feature_excess=10)
+    # the default, "auto", leaves values read as stored alone (they have no shares), and so a model without bulk
+    assert DECODE(stored_ref, stored_bulk).excess_features_ == []
+    ref, bulk = _planted()
+    assert DECODE(ref).excess_features_ == [] and DECODE(ref).excess_share_ is None
+    with pytest.raises(ValueError, match="'auto', a ratio above 1 or None"):
+        DECODE(ref, bulk, max_feature_excess="always")
+
+
+def test_auto_leaves_out_what_the_check_names_and_only_then():
+    """``"auto"`` (the default) leaves features out at 10 where the bulk's median excess share reaches the check's
+    threshold: a type with markers of its own at 120x, not the planted type at 12x (its markers reach 3-8x)."""
+    from conftest import absent_marked_type
+
+    strong_ref, strong_bulk = absent_marked_type()
+    DECODE.setup_anndata(strong_ref, labels_key="cell_type")
+    DECODE.setup_anndata(strong_bulk)
+    auto = DECODE(strong_ref, strong_bulk)
+    assert auto.init_params_["non_kwargs"]["max_feature_excess"] == 10.0  # resolved, as the model was built
+    assert auto.excess_features_ == DECODE(strong_ref, strong_bulk, max_feature_excess=10).excess_features_
+    assert len(auto.excess_features_) >= 15 and auto.excess_share_.median() >= 0.02
+    assert DECODE(strong_ref, strong_bulk, max_feature_excess=None).excess_features_ == []
+    weak_ref, weak_bulk = _planted()
+    weak = DECODE(weak_ref, weak_bulk)
+    assert weak.excess_features_ == [] and weak.excess_share_.median() < 0.02
+    assert weak.init_params_["non_kwargs"]["max_feature_excess"] is None

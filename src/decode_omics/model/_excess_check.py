@@ -19,6 +19,7 @@ Measured on the benchmark's tasks on the method page (*The excess-share check*).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,9 @@ EXCESS_WARNING = 0.02
 N_CARRIERS = 10
 
 
-def check_excess(share: pd.Series, carriers: pd.Series, *, left_out: int = 0, obs_key: str = "excess_share") -> dict:
+def check_excess(
+    share: pd.Series, carriers: pd.Series, *, left_out: Sequence[str] = (), obs_key: str = "excess_share"
+) -> dict:
     """Warn when the bulk's median excess share reaches :data:`EXCESS_WARNING`, naming the samples at or above it
     and the features that carry the excess; returns what was checked (for ``uns``).
 
@@ -46,7 +49,7 @@ def check_excess(share: pd.Series, carriers: pd.Series, *, left_out: int = 0, ob
     carriers
         Per feature, the mean excess share over the samples, largest first (``by="feature"``).
     left_out
-        How many features the model left out before training (``max_feature_excess``): they are not counted.
+        The features the model left out before training (``max_feature_excess``): the warning says so.
     obs_key
         The ``.obs`` column the per-sample shares are written to (named in the warning).
     """
@@ -59,29 +62,30 @@ def check_excess(share: pd.Series, carriers: pd.Series, *, left_out: int = 0, ob
         "median": median,
         "carriers": {str(k): float(v) for k, v in top.items()},
         "flagged": [],
+        "left_out": [str(f) for f in left_out],
     }
     if not median >= EXCESS_WARNING:
         return out
     flagged = share.index[values >= EXCESS_WARNING]
     out["flagged"] = [str(name) for name in flagged]
     names = ", ".join(map(str, flagged[:10])) + (f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
-    features = ", ".join(map(str, top.index[:6]))
-    advice = (
-        "A reference with the cell types or states that express them is the fix; mode='absolute' reports the material "
-        "as `unknown`"
-    )
-    if left_out == 0:
-        advice += (
-            ", and DECODE(max_feature_excess=10) (tl.deconvolve(model_kwargs=...)) leaves such features out before "
-            "training (opt-in: it costs where the reference is complete; see the method page)"
+    features = ", ".join(map(str, top.index[:6])) + (", ..." if len(carriers) > 6 else "")
+    if len(left_out):
+        effect = (
+            f"The model left out the {len(left_out)} features most samples hold beyond that before training "
+            "(max_feature_excess), so the known labels' fractions do not read them"
+        )
+    else:
+        effect = (
+            "The relative fractions may have handed it to the known labels that express these features most; "
+            "DECODE(max_feature_excess=10) (tl.deconvolve(model_kwargs=...)) leaves such features out before training"
         )
     warnings.warn(
         f"At least {EXCESS_WARNING:.0%} of {len(flagged)} of {len(share)} samples ({names}; median "
         f"{median:.1%}) is material no mix of the reference's labels holds, even if the bulk's platform measured "
         f"each feature up to {EXCESS_RATIO:g} times more efficiently. It sits on {len(carriers)} features that most "
-        f"samples hold beyond that ({features}{', ...' if len(carriers) > 6 else ''}): the relative fractions "
-        "may have handed it to the known labels that express these features most. "
-        f"{advice}. Per sample: obs[{obs_key!r}].",
+        f"samples hold beyond that ({features}). {effect}. A reference with the cell types or states that express "
+        f"them is the fix; mode='absolute' reports the material as `unknown`. Per sample: obs[{obs_key!r}].",
         UserWarning,
         stacklevel=3,
     )

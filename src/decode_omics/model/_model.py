@@ -30,12 +30,19 @@ from ._calibration import (
     n_registered_bulk,
 )
 from ._ensemble import build_network, ensemble_file_layout, members, set_feature_mask
+from ._excess_check import EXCESS_RATIO, EXCESS_WARNING
 from ._fit import fit_network
 from ._inference import InferenceMixin
 from ._intervals import CONTENT_SHIFT, fit_interval_calibration
 from ._noise import estimate_measurement_noise
 from ._pseudotissues import PseudoTissueSampler
-from ._reference import label_values, prepare_registered, refuse_silent_labels, without_excess_features
+from ._reference import (
+    excess_before_training,
+    label_values,
+    prepare_registered,
+    refuse_silent_labels,
+    without_excess_features,
+)
 from ._registry import attach_reference, register, registered
 from ._save_load import model_attributes, restore_model, write_model_files
 from ._settings import TrainSettings, current_seed
@@ -116,11 +123,15 @@ class DECODE(InferenceMixin, BaseModelClass):
         share of the sample over the largest label's share; :func:`~decode_omics._engine.features.excess_features`).
         No mix of the labels holds more of a feature than its largest label, so such features carry material the
         reference lacks (the markers of a cell type it does not have), which the network would otherwise hand to
-        the known labels. ``None`` (default): every selected feature is kept. Opt-in: on real PBMC bulk with
-        monocytes left out of the reference, 10 lifted the known labels' pooled CCC from 0.27 to 0.55 and from 0.74
-        to 0.84 (3 seeds), and cost 0.01 and 0.04 where the reference is complete and 0.08 on one cohort whose
-        missing NK cells share their genes with CD8 T cells (method page, *Features the reference cannot explain*).
-        The features left out are in ``excess_features_``.
+        the known labels. ``"auto"`` (default): 10, where the bulk's median excess share (what
+        :meth:`get_excess_share` reads, before any feature is left out) reaches 0.02, the level at which
+        :func:`~decode_omics.tl.deconvolve` warns; every feature is kept otherwise. ``None``: every feature is kept.
+        Left out at 10 on real PBMC bulk with monocytes missing from the reference (the only benchmark tasks where
+        ``"auto"`` leaves any out, besides one with synthetic per-gene gains), the known labels' pooled CCC rose from
+        0.27 to 0.55, 0.74 to 0.84 and 0.39 to 0.51 (3 seeds); always at 10, it cost 0.01 and 0.04 where the
+        reference is complete and 0.08 on one cohort whose missing NK cells share their genes with CD8 T cells,
+        which ``"auto"`` leaves alone (method page, *Features the reference cannot explain*). The features left out
+        are in ``excess_features_``.
 
     Attributes
     ----------
@@ -135,6 +146,10 @@ class DECODE(InferenceMixin, BaseModelClass):
     excess_features_
         The selected features left out because the bulk holds far more of them than any label
         (``max_feature_excess``); empty otherwise.
+    excess_share_, excess_carriers_
+        With ``max_feature_excess`` set and bulk on a linear scale: the registered bulk's excess shares read before
+        any feature was left out (:meth:`get_excess_share`, per sample of its first 20,000 and per feature);
+        :func:`~decode_omics.tl.deconvolve` reports these. ``None`` otherwise and on a loaded model.
 
     Examples
     --------
@@ -165,7 +180,7 @@ class DECODE(InferenceMixin, BaseModelClass):
         n_members: int = 1,
         unknown_head: bool | None = None,
         centring_complement: bool | None = None,
-        max_feature_excess: float | None = None,
+        max_feature_excess: float | str | None = "auto",
     ):
         if mode not in ("relative", "absolute"):
             raise ValueError(f"mode must be 'relative' or 'absolute', got {mode!r}.")
@@ -195,14 +210,25 @@ class DECODE(InferenceMixin, BaseModelClass):
             candidates = shared_features(ref_adata.var_names, bulk_adata.var_names)
         ref = prepare_registered(ref_adata, ref_args, candidates=candidates, n_features=n_features, min_cells=min_cells)
         self.excess_features_: list[str] = []
+        self.excess_share_ = self.excess_carriers_ = None
+        if isinstance(max_feature_excess, str) and max_feature_excess != "auto":
+            raise ValueError(f"max_feature_excess must be 'auto', a ratio above 1 or None, got {max_feature_excess!r}.")
+        if max_feature_excess is not None and bulk_adata is None and max_feature_excess != "auto":
+            raise ValueError("max_feature_excess compares the registered bulk with the reference: pass bulk.")
+        if max_feature_excess == "auto" and (bulk_adata is None or ref.scale.scale == "as_is"):
+            max_feature_excess = None  # nothing to compare, or no shares to compare
         if max_feature_excess is not None:
-            if bulk_adata is None:
-                raise ValueError("max_feature_excess compares the registered bulk with the reference: pass bulk.")
             _, bulk_args = registered(self.bulk_manager_)
             source = BulkSource(bulk_adata, list(ref.features), bulk_args.get("layer"), bulk_args.get("scale", "auto"))
-            ref, self.excess_features_ = without_excess_features(
-                ref, ref_adata, ref_args, source, max_feature_excess, min_cells
-            )
+            if ref.scale.scale != "as_is":  # the check of tl.deconvolve, read before any feature is left out
+                self.excess_share_, self.excess_carriers_ = excess_before_training(ref, source, EXCESS_RATIO)
+            if max_feature_excess == "auto":
+                reached = float(np.median(self.excess_share_.to_numpy())) >= EXCESS_WARNING
+                max_feature_excess = EXCESS_RATIO if reached else None
+            if max_feature_excess is not None:
+                ref, self.excess_features_ = without_excess_features(
+                    ref, ref_adata, ref_args, source, max_feature_excess, min_cells
+                )
         self.features_ = [str(f) for f in ref.features]
         self.labels_ = [str(label) for label in ref.labels]
         self.label_values_ = label_values(ref_adata.obs[ref_args["labels_key"]], self.labels_)

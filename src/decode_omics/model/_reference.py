@@ -11,7 +11,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._engine.adata import label_codes
-from .._engine.features import excess_features
+from .._engine.features import excess_features, feature_excess
 from .._engine.mixing import LabelIndex, label_moments
 from .._engine.ondisk import is_on_disk, read_rows, row_blocks
 from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
@@ -232,6 +232,25 @@ def label_values(labels: pd.Series, names: list[str]) -> list | None:
 MIN_KEPT_FEATURES = 20
 
 
+def _label_means(ref: PreparedReference) -> np.ndarray:
+    """Labels x features: each label's mean profile on the reference's features (linear scale)."""
+    if ref.moments is not None:
+        return ref.moments[0]
+    return label_moments(ref.matrix, LabelIndex.from_codes(ref.codes, len(ref.labels)))[0]
+
+
+def excess_before_training(ref: PreparedReference, bulk, max_excess: float) -> tuple[pd.Series, pd.Series]:
+    """The registered ``bulk``'s excess shares on ``ref.features``, as
+    :meth:`~decode_omics.model.DECODE.get_excess_share` reads them (on its first 20,000 samples): per sample, and per
+    feature that counts its mean over the samples (largest first)."""
+    _, block = next(bulk.blocks(20_000))
+    means = _label_means(ref)
+    excess = feature_excess(block, means, max_excess) * excess_features(block, means, max_excess)
+    share = pd.Series(excess.sum(axis=1), index=pd.Index(bulk.obs_names[: block.shape[0]]), name="excess_share")
+    mean = pd.Series(excess.mean(axis=0), index=pd.Index(ref.features), name="mean_excess_share")
+    return share, mean[mean > 0].sort_values(ascending=False, kind="stable")
+
+
 def without_excess_features(
     ref: PreparedReference, adata: AnnData, args: dict, bulk, max_excess: float, min_cells: int
 ) -> tuple[PreparedReference, list[str]]:
@@ -247,11 +266,8 @@ def without_excess_features(
         )
     if not max_excess > 1:
         raise ValueError(f"max_feature_excess must be a ratio above 1, got {max_excess!r}.")
-    means = ref.moments[0] if ref.moments is not None else None
-    if means is None:
-        means = label_moments(ref.matrix, LabelIndex.from_codes(ref.codes, len(ref.labels)))[0]
     _, block = next(bulk.blocks(20_000))
-    flagged = excess_features(block, means, max_excess)
+    flagged = excess_features(block, _label_means(ref), max_excess)
     if not flagged.any():
         return ref, []
     kept = ref.features[~flagged]

@@ -378,10 +378,8 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
     if not model._reads_as_stored():
         reference_fit = model.get_reference_fit(adata, layer=fit["layer"], scale=fit["scale"])
         adata.obs[f"{key_added}_reference_fit"] = reference_fit.to_numpy()
-        excess = model.get_excess_share(adata, layer=fit["layer"], scale=fit["scale"])
+        excess, carriers, left_out = _excess_shares(model, adata, fit)
         adata.obs[f"{key_added}_excess_share"] = excess.to_numpy()
-        carriers = model.get_excess_share(adata, layer=fit["layer"], scale=fit["scale"], by="feature")
-        left_out = len(getattr(model, "excess_features_", None) or [])
         excess_checked = check_excess(excess, carriers, left_out=left_out, obs_key=f"{key_added}_excess_share")
         if model.module.head.unknown is not None:
             unexplained = model.get_unexplained(adata, layer=fit["layer"], scale=fit["scale"])
@@ -437,6 +435,21 @@ def _write(adata, model, frames, fit_seconds, key_added, labels_key, fit) -> Non
         for key in ("unknown_share", "unknown_share_from", "unexplained_weight"):
             if key in calibration:
                 adata.uns[key_added]["uncertainty"][key] = calibration[key]
+
+
+def _excess_shares(model, adata, fit) -> tuple[pd.Series, pd.Series, list[str]]:
+    """The excess shares the check reads (per sample of ``adata``, per feature) and the features the model left out
+    before training: where it left some out, the shares it read before (``excess_share_``), since the features the
+    check counts are those left out."""
+    left_out = list(getattr(model, "excess_features_", None) or [])
+    if left_out and getattr(model, "excess_share_", None) is not None:
+        share = model.excess_share_
+        values = np.full(adata.n_obs, np.nan)
+        values[: len(share)] = share.to_numpy()  # the registered bulk is adata: its first 20,000 samples
+        return pd.Series(values, index=adata.obs_names, name=share.name), model.excess_carriers_, left_out
+    kwargs = {"layer": fit["layer"], "scale": fit["scale"]}
+    share = model.get_excess_share(adata, **kwargs)
+    return share, model.get_excess_share(adata, by="feature", **kwargs), left_out
 
 
 def _deconvolve_mudata(mdata, reference, labels_key, modality, key_added, copy, return_model, fit):
