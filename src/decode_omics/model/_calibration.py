@@ -478,8 +478,10 @@ def check_unexplained(unexplained: pd.Series, reference_fit: pd.Series, mode: st
         "cytometry; tl.deconvolve(measured_key=...) or model.fit_platform_gains(measured_fractions)) keep the known "
         "labels' split, and so, less closely, does the cohort's average composition of the known labels (a blood "
         "count, a published composition; mean_fractions=...). Where the missing cells have marker genes of their "
-        "own, DECODE(max_feature_excess=10) leaves out the features no known label explains before training (opt-in: "
-        "it costs where the reference is complete; see the method page).",
+        "own, the excess-share check (obs['<key_added>_excess_share']) names them, and the default "
+        "max_feature_excess='auto' leaves them out before training once the bulk's median share reaches 0.02; "
+        "DECODE(max_feature_excess=10) leaves them out whatever the share (it costs where the reference is complete; "
+        "see the method page).",
         UserWarning,
         stacklevel=3,
     )
