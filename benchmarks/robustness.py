@@ -551,17 +551,21 @@ def _excess_check_lines() -> list[str]:
         f"Per sample, what it holds beyond {EXCESS_RATIO:g} times the largest label's share on the features most",
         "samples hold beyond that: a lower bound on the share no mix of the reference's labels explains",
         f"(`obs['decode_excess_share']`). Where the bulk's median reaches {EXCESS_WARNING}, a warning names the",
-        "samples at or above it and the features that carry it. No training, no seed",
-        "(`python -m benchmarks.excess_check`; every benchmark task on the method page, *The excess-share check*).",
+        'samples at or above it and the features that carry it, and the default `max_feature_excess="auto"` leaves',
+        "those features out before training (*left out*). No training, no seed (`python -m benchmarks.excess_check`;",
+        "every benchmark task on the method page, *The excess-share check*).",
         "",
-        "| task | missing share (truth, median) | excess share, median [10-90 %] | samples named | r | carried by |",
-        "|---|---|---|---|---|---|",
+        "| task | missing share (truth, median) | excess share, median [10-90 %] | samples named | left out | r "
+        "| carried by |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, row in rows.iterrows():
         carriers = ", ".join(str(row["carriers"]).split()[:4]) if isinstance(row["carriers"], str) else "-"
         r = "-" if pd.isna(row["pearson"]) else f"{row['pearson']:+.2f}"
         share = f"{row['median']:.3f} [{row['q10']:.3f}, {row['q90']:.3f}]"
-        lines.append(f"| {row['task']} | {row['truth_median']:.2f} | {share} | {row['named']:.0%} | {r} | {carriers} |")
+        left_out = int(row.get("left_out_by_auto", 0) or 0)
+        cells = [row["task"], f"{row['truth_median']:.2f}", share, f"{row['named']:.0%}", str(left_out), r, carriers]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 

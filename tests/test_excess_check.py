@@ -63,7 +63,7 @@ def test_deconvolve_names_the_samples_and_the_absent_types_markers_and_leaves_th
     assert checked["left_out"] == model.excess_features_
     assert f"{len(checked['flagged'])} of {bulk.n_obs} samples" in message
     assert next(iter(checked["carriers"])) in message and "obs['decode_excess_share']" in message
-    assert f"The model left out the {len(model.excess_features_)} features" in message
+    assert f"The model left these {len(model.excess_features_)} features out" in message
     # the shares reported are those read before any feature was left out
     assert np.allclose(model.excess_share_.to_numpy(), share.to_numpy())
     assert not set(model.excess_features_) & set(model.features_)
@@ -112,7 +112,7 @@ def test_check_excess_gates_on_the_median_and_drops_the_opt_in_advice_once_taken
         warnings.simplefilter("always")
         check_excess(high, carriers, left_out=["LYZ", "FGL2"])
     assert len(caught) == 1 and "max_feature_excess=10" not in str(caught[0].message)
-    assert "The model left out the 2 features" in str(caught[0].message)
+    assert "The model left these 2 features out" in str(caught[0].message)
 
 
 def test_only_features_beyond_the_bound_in_most_samples_count(no_training):

@@ -59,6 +59,7 @@ def test_absent_cell_types_markers_are_left_out_and_the_split_improves(tmp_path)
     model.save(tmp_path / "m")
     loaded = DECODE.load(tmp_path / "m", bulk=bulk)
     assert loaded.excess_features_ == model.excess_features_ and loaded.features_ == model.features_
+    assert loaded.excess_share_ is None and loaded.excess_carriers_ is None
     assert np.allclose(loaded.get_fractions().to_numpy(), model.get_fractions().to_numpy(), atol=1e-6)
 
 
@@ -108,3 +109,16 @@ def test_auto_leaves_out_what_the_check_names_and_only_then():
     weak = DECODE(weak_ref, weak_bulk)
     assert weak.excess_features_ == [] and weak.excess_share_.median() < 0.02
     assert weak.init_params_["non_kwargs"]["max_feature_excess"] is None
+
+
+def test_auto_where_nothing_is_counted_builds_the_model_the_defaults_built_before():
+    ref, bulk = reference_and_bulk(4, n_samples=20)
+    DECODE.setup_anndata(ref, labels_key="cell_type")
+    DECODE.setup_anndata(bulk)
+    fractions = []
+    for setting in ("auto", None):
+        scvi.settings.seed = 0
+        model = DECODE(ref, bulk, max_feature_excess=setting)
+        model.train(**(FAST | {"max_epochs": 3}))
+        fractions.append(model.get_fractions().to_numpy())
+    assert np.array_equal(fractions[0], fractions[1])

@@ -72,8 +72,8 @@ def check_excess(
     features = ", ".join(map(str, top.index[:6])) + (", ..." if len(carriers) > 6 else "")
     if len(left_out):
         effect = (
-            f"The model left out the {len(left_out)} features most samples hold beyond that before training "
-            "(max_feature_excess), so the known labels' fractions do not read them"
+            f"The model left these {len(left_out)} features out before training (max_feature_excess), so the known "
+            "labels' fractions do not read them"
         )
     else:
         effect = (

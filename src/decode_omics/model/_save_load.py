@@ -106,6 +106,7 @@ def restore_attributes(model, attrs: dict) -> None:
         setattr(model, attr, value)
     model.platform_gains_ = _series(attrs.get("platform_gains"), model.features_, "platform_gain")
     model.feature_agreement_ = _series(attrs.get("feature_agreement"), model.features_, "feature_agreement")
+    model.excess_share_ = model.excess_carriers_ = None  # the registered bulk's reading: not saved with the model
 
 
 def restore_model(cls, path: Path, device) -> tuple:

@@ -257,7 +257,9 @@ def deconvolve(
       mix of the reference's labels holds, from the features most samples hold beyond 10 times any label's share
       (see :meth:`~decode_omics.model.DECODE.get_excess_share`; no training, no seed). Where the bulk's median
       reaches 0.02 (``decode_omics.model._excess_check.EXCESS_WARNING``) a warning names the samples at or above it
-      and the features that carry the excess (the marker genes of what the reference lacks). On the benchmark it
+      and the features that carry the excess (the marker genes of what the reference lacks); the model's default,
+      ``max_feature_excess="auto"``, has then left those features out before training, and the shares written are
+      the ones read before (``DECODE.excess_share_``). On the benchmark it
       names 78-100 % of the samples where monocytes are missing from a PBMC reference and none where a reference
       is complete, except under synthetic per-gene gains (half of one cohort); it reads 0 where the missing cells'
       profiles lie near mixes of the known labels (B, CD4 T or NK cells in PBMC; every absence on bone marrow,
@@ -276,21 +278,21 @@ def deconvolve(
       what it has in centred values. Not checked where the labels' profiles cancel, as those of a reference
       centred over its own cells do;
     - ``adata.uns[key_added]``: ``params`` (the settings, among them the detected ``reference_scale`` and
-      ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features``
-      (how many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's
-      accuracy too when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy``
-      and ``domain_distance``), ``excess`` (linear scales: the ``ratio`` and ``threshold``, the bulk's ``median`` excess
-      share, the ``carriers``, the features carrying most of it with their mean share, and the ``flagged``
-      samples), ``unexplained`` (linear scales: ``threshold``, ``median_reference_fit``,
-      ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked), ``outside_mixtures`` (values read as
-      stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``, ``centring_complement``
-      (whether the network trained on the material the centring implies), ``checked``, ``share_outside``
-      and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
-      ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it
-      was measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and
-      in absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; in relative mode the
-      ``unknown_share`` of material the reference lacks they allow for, how it was set, and with a share above 0
-      the ``unexplained_weight`` by which each sample's unexplained share widens its intervals).
+      ``bulk_scale``, and ``platform_correction``: whether a correction was applied), ``labels``, ``n_features`` (how
+      many features the model read), ``fit_seconds``, ``history`` (per-epoch losses; the discriminator's accuracy too
+      when the adversarial stage is on) and ``diagnostics`` (per-sample ``top_label``, ``entropy`` and
+      ``domain_distance``), ``excess`` (linear scales: the ``ratio`` and ``threshold``, the bulk's ``median`` excess
+      share, the ``carriers``, the features carrying most of it with their mean share, the ``flagged`` samples, and the
+      features the model ``left_out`` before training), ``unexplained`` (linear scales: ``threshold``,
+      ``median_reference_fit``, ``checked``, the ``flagged`` samples, and ``why_not`` when unchecked),
+      ``outside_mixtures`` (values read as stored: ``threshold``, ``quantile``, ``warning_share``, ``mix_cancellation``,
+      ``centring_complement`` (whether the network trained on the material the centring implies), ``checked``,
+      ``share_outside`` and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
+      ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it was
+      measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and in
+      absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; in relative mode the
+      ``unknown_share`` of material the reference lacks they allow for, how it was set, and with a share above 0 the
+      ``unexplained_weight`` by which each sample's unexplained share widens its intervals).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
