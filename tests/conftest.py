@@ -99,6 +99,19 @@ def absent_marked_type(seed=3, n_samples=40):
     return ref, bulk
 
 
+def centred_as_is(adata: AnnData) -> AnnData:
+    """A copy with ``log1p`` values centred per feature (as log-ratios or z-scores are), registered to be read as
+    stored (``scale="as_is"``; the reference's labels in ``cell_type`` where it has them)."""
+    from decode_omics.model import DECODE
+
+    out = adata.copy()
+    logged = np.log1p(out.X)
+    out.X = logged - logged.mean(axis=0)
+    labels = {"labels_key": "cell_type"} if "cell_type" in out.obs else {}
+    DECODE.setup_anndata(out, scale="as_is", **labels)
+    return out
+
+
 def fingerprint(adata: AnnData) -> str:
     """A hash of everything in an AnnData that a function might mutate (scvi-tools' own ``_scvi_*`` registration
     columns, which ``DECODE.setup_anndata`` documents, are left out)."""

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TYPE3_MARKERS, absent_marked_type, reference_and_bulk
+from conftest import TYPE3_MARKERS, absent_marked_type, centred_as_is, reference_and_bulk
 
 import decode_omics as dco
 from decode_omics._engine.features import feature_excess
@@ -142,10 +142,6 @@ def test_get_excess_share_refuses_what_it_cannot_read(no_training):
         model.get_excess_share(by="label")
     with pytest.raises(ValueError, match="at least 1"):
         model.get_excess_share(max_excess=0.5)
-    stored_ref, stored_bulk = ref.copy(), bulk.copy()
-    stored_ref.X = np.log1p(stored_ref.X) - np.log1p(stored_ref.X).mean(axis=0)
-    stored_bulk.X = np.log1p(stored_bulk.X) - np.log1p(stored_bulk.X).mean(axis=0)
-    DECODE.setup_anndata(stored_ref, labels_key="cell_type", scale="as_is")
-    DECODE.setup_anndata(stored_bulk, scale="as_is")
+    stored_ref, stored_bulk = centred_as_is(ref), centred_as_is(bulk)
     with pytest.raises(ValueError, match="needs a linear scale"):
         DECODE(stored_ref, stored_bulk).get_excess_share()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scvi
-from conftest import reference_and_bulk
+from conftest import centred_as_is, reference_and_bulk
 
 import decode_omics as dco
 from decode_omics._engine.features import excess_features
@@ -77,11 +77,7 @@ def test_max_feature_excess_refuses_what_it_cannot_do(no_training):
         DECODE(ref, max_feature_excess=10)
     with pytest.raises(ValueError, match="ratio above 1"):
         DECODE(ref, bulk, max_feature_excess=0.5)
-    stored_ref, stored_bulk = ref.copy(), bulk.copy()
-    stored_ref.X = np.log1p(stored_ref.X) - np.log1p(stored_ref.X).mean(axis=0)
-    stored_bulk.X = np.log1p(stored_bulk.X) - np.log1p(stored_bulk.X).mean(axis=0)
-    DECODE.setup_anndata(stored_ref, labels_key="cell_type", scale="as_is")
-    DECODE.setup_anndata(stored_bulk, scale="as_is")
+    stored_ref, stored_bulk = centred_as_is(ref), centred_as_is(bulk)
     with pytest.raises(ValueError, match="linear scale"):
         DECODE(stored_ref, stored_bulk, max_feature_excess=10)
     # the default, "auto", leaves values read as stored alone (they have no shares), and so a model without bulk

@@ -214,10 +214,8 @@ def feature_excess(bulk: np.ndarray, label_means: np.ndarray, max_excess: float)
 
     Parameters
     ----------
-    bulk
-        Samples x features, linear scale.
-    label_means
-        Labels x features: the reference's mean per-cell profile of every label, linear scale.
+    bulk, label_means
+        As for :func:`excess_features`.
     max_excess
         The factor of the largest label's share above which a feature's share counts (at least 1).
 
