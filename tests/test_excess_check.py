@@ -9,7 +9,7 @@ import pytest
 from conftest import TYPE3_MARKERS, absent_marked_type, centred_as_is, reference_and_bulk
 
 import decode_omics as dco
-from decode_omics._engine.features import feature_excess
+from decode_omics._engine.features import counted_excess, feature_excess
 from decode_omics.model import DECODE
 from decode_omics.model._excess_check import EXCESS_RATIO, EXCESS_WARNING, N_CARRIERS, check_excess
 
@@ -34,6 +34,11 @@ def test_feature_excess_is_a_lower_bound_on_the_material_no_label_holds():
     assert np.all(feature_excess(samples, labels, 3.0).sum(axis=1) <= total + 1e-12)
     with pytest.raises(ValueError, match="at least 1"):
         feature_excess(samples, labels, 0.5)
+    # only features beyond the bound in most samples count: one bursting in a single sample does not
+    burst = mixes.copy()
+    burst[0, 40] *= 1000.0
+    assert feature_excess(burst, labels, 1.0)[0, 40] > 0 and counted_excess(burst, labels, 1.0)[0, 40] == 0
+    assert np.allclose(counted_excess(samples, labels, 1.0), feature_excess(samples, labels, 1.0))  # all counted
 
 
 def _deconvolved(ref, bulk, **model_kwargs):

@@ -227,3 +227,15 @@ def feature_excess(bulk: np.ndarray, label_means: np.ndarray, max_excess: float)
         raise ValueError(f"max_excess must be at least 1 (a mix holds up to its largest label's share): {max_excess}.")
     composition, largest = _shares(bulk, label_means)
     return np.maximum(composition - max_excess * largest, 0.0)
+
+
+def counted_excess(
+    bulk: np.ndarray, label_means: np.ndarray, max_excess: float, counted: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`feature_excess` on the features that count, 0 elsewhere: those :func:`excess_features` flags, judged on
+    ``bulk`` itself unless ``counted`` (a mask judged on the cohort, for a block of its samples) is given. Judged at the
+    median over the samples, a feature that bursts in a few samples (cell-to-cell sampling in mixtures of a few cells)
+    does not count. Its row sums are the excess shares of :meth:`~decode_omics.model.DECODE.get_excess_share`."""
+    if counted is None:
+        counted = excess_features(bulk, label_means, max_excess)
+    return feature_excess(bulk, label_means, max_excess) * np.asarray(counted, dtype=bool)

@@ -11,7 +11,7 @@ from anndata import AnnData
 from mudata import MuData
 from tqdm.auto import tqdm
 
-from .._engine.features import excess_features, feature_excess
+from .._engine.features import counted_excess, excess_features
 from ._bulk import BulkSource, resolve_modality
 from ._calibration import log_residual_spread, warn_if_unknown_unreliable
 from ._ensemble import member_fractions
@@ -366,7 +366,7 @@ class InferenceMixin:
         counted = excess_features(first, profiles, max_excess)
         per_sample, summed = [np.zeros(0)], np.zeros(len(self.features))
         for _, block in source.blocks(10_000):
-            excess = feature_excess(block, profiles, max_excess) * counted
+            excess = counted_excess(block, profiles, max_excess, counted)
             per_sample.append(excess.sum(axis=1))
             summed += excess.sum(axis=0)
         if by == "sample":

@@ -11,7 +11,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._engine.adata import label_codes
-from .._engine.features import excess_features, feature_excess
+from .._engine.features import counted_excess, excess_features
 from .._engine.mixing import LabelIndex, label_moments
 from .._engine.ondisk import is_on_disk, read_rows, row_blocks
 from .._engine.scale import ScaleReport, detect_scale, get_matrix, linearize, resolve_scale, to_linear
@@ -244,8 +244,7 @@ def excess_before_training(ref: PreparedReference, bulk, max_excess: float) -> t
     :meth:`~decode_omics.model.DECODE.get_excess_share` reads them (on its first 20,000 samples): per sample, and per
     feature that counts its mean over the samples (largest first)."""
     _, block = next(bulk.blocks(20_000))
-    means = _label_means(ref)
-    excess = feature_excess(block, means, max_excess) * excess_features(block, means, max_excess)
+    excess = counted_excess(block, _label_means(ref), max_excess)
     share = pd.Series(excess.sum(axis=1), index=pd.Index(bulk.obs_names[: block.shape[0]]), name="excess_share")
     mean = pd.Series(excess.mean(axis=0), index=pd.Index(ref.features), name="mean_excess_share")
     return share, mean[mean > 0].sort_values(ascending=False, kind="stable")

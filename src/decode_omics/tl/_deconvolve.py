@@ -259,11 +259,11 @@ def deconvolve(
       reaches 0.02 (``decode_omics.model._excess_check.EXCESS_WARNING``) a warning names the samples at or above it
       and the features that carry the excess (the marker genes of what the reference lacks); the model's default,
       ``max_feature_excess="auto"``, has then left those features out before training, and the shares written are
-      the ones read before (``DECODE.excess_share_``). On the benchmark it
-      names 78-100 % of the samples where monocytes are missing from a PBMC reference and none where a reference
-      is complete, except under synthetic per-gene gains (half of one cohort); it reads 0 where the missing cells'
-      profiles lie near mixes of the known labels (B, CD4 T or NK cells in PBMC; every absence on bone marrow,
-      kidney and T-SCP; method page, *The excess-share check*);
+      the ones read before (``DECODE.excess_share_``). On the benchmark it names 78-100 % of the samples where
+      monocytes are missing from a PBMC reference and none where a reference is complete, except under synthetic
+      per-gene gains (half of one cohort); it reads 0 where the missing cells' profiles lie near mixes of the known
+      labels (B, CD4 T or NK cells in PBMC; every absence on bone marrow, kidney and T-SCP; method page, *The
+      excess-share check*);
     - ``adata.obs[f"{key_added}_unexplained"]`` (linear scales): the share of each sample the reference's labels do
       not explain (see :meth:`~decode_omics.model.DECODE.get_unexplained`). A warning names the samples above 0.3
       (``decode_omics.model._calibration.UNEXPLAINED_WARNING``) and says what to do, unless the bulk's median
