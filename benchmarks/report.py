@@ -699,14 +699,16 @@ def write_report(
     """Write ``docs/benchmarks.md`` (tables, targets, figures) from the scores, the estimates' statistics and the
     per-label table (:mod:`benchmarks.per_label`); the
     scatter of DECODE's estimates is redrawn when the per-job cache holds them, else kept as it is. The robustness
-    suite's rows have their own section and stay out of every other table and figure."""
+    suite's rows have their own section and stay out of every other table and figure, except the uncertainty
+    section's one-network figures."""
+    static = docs / "_static" / "benchmarks"
+    static.mkdir(parents=True, exist_ok=True)
     robustness = robustness_lines(scores)
+    uncertainty = uncertainty_lines(scores, static)  # one network's rows of every scenario, the suite's included
     scores = scores[scores["scenario"] != ROBUSTNESS]
     summary = summary[summary["scenario"] != ROBUSTNESS]
     stats = stats[stats["scenario"] != ROBUSTNESS]
     jobs = Path(__file__).parent / "results" / "jobs"
-    static = docs / "_static" / "benchmarks"
-    static.mkdir(parents=True, exist_ok=True)
     _heatmap(summary.assign(method=summary["method"].map(_name)), static / "ccc_heatmap.png")
     _ablation(scores, static / "ablation.png")
     est_files = sorted(f for f in jobs.glob("*__DECODE__0__*.csv.gz") if not f.name.startswith(f"{ROBUSTNESS}__"))
@@ -821,7 +823,7 @@ def write_report(
     lines += _unseen_lines(scores)
     lines += _noise_table(scores)
     lines += _unknown_lines(summary, scores)
-    lines += uncertainty_lines(scores, static)
+    lines += uncertainty
     lines += robustness
     peers = summary[summary["method"].isin(DL_PEERS) & np.isfinite(summary["seconds"])]  # failed runs have no time
     if not peers.empty:

@@ -552,19 +552,24 @@ def _excess_check_lines() -> list[str]:
         "samples hold beyond that: a lower bound on the share no mix of the reference's labels explains",
         f"(`obs['decode_excess_share']`). Where the bulk's median reaches {EXCESS_WARNING}, a warning names the",
         'samples at or above it and the features that carry it, and the default `max_feature_excess="auto"` leaves',
-        "those features out before training (*left out*). No training, no seed (`python -m benchmarks.excess_check`;",
+        "those features out before training (*left out*); *then* is the median the model's own check reads on the",
+        "features it keeps (a second pass would start from it). No training, no seed",
+        "(`python -m benchmarks.excess_check`;",
         "every benchmark task on the method page, *The excess-share check*).",
         "",
-        "| task | missing share (truth, median) | excess share, median [10-90 %] | samples named | left out | r "
+        "| task | missing share (truth, median) | excess share, median [10-90 %] | samples named | left out | then | r "
         "| carried by |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, row in rows.iterrows():
         carriers = ", ".join(str(row["carriers"]).split()[:4]) if isinstance(row["carriers"], str) else "-"
         r = "-" if pd.isna(row["pearson"]) else f"{row['pearson']:+.2f}"
         share = f"{row['median']:.3f} [{row['q10']:.3f}, {row['q90']:.3f}]"
         left_out = int(row.get("left_out_by_auto", 0) or 0)
-        cells = [row["task"], f"{row['truth_median']:.2f}", share, f"{row['named']:.0%}", str(left_out), r, carriers]
+        after = row.get("median_after_auto", np.nan)
+        then = "-" if pd.isna(after) else f"{after:.3f}"
+        cells = [row["task"], f"{row['truth_median']:.2f}", share, f"{row['named']:.0%}", str(left_out), then, r]
+        cells.append(carriers)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -1,6 +1,7 @@
 """Calibration of DECODE's intervals on the scenarios with truth, and the ensemble against one network.
 
     python -m benchmarks.uncertainty run --scenarios pbmc_real kidney --seeds 0 1 2 [--jobs 2]
+    python -m benchmarks.uncertainty run --scenarios robustness --seeds 0 --jobs 2   # about 80 min on 2 cores
     python -m benchmarks.uncertainty table          # rewrite the tracked table from the cached jobs
 
 Each (scenario, seed) job fits, per task, ``DECODE(n_members=4)`` with the package's other defaults on the task's
@@ -13,6 +14,10 @@ process with one torch thread, and scores its central estimate and its intervals
 - ``constant_width_90``: the mean width of intervals of one constant half-width around the same estimates (clipped
   to [0, 1]) whose coverage equals ours: an oracle baseline (it is fitted on the truth), so a method that is not
   wider than needed sits near it.
+
+The robustness suite (``benchmarks.robustness``: the reference lacking one or two labels, the bulk damaged by noise
+or lost features) runs one job per omics layer, so that ``--jobs`` spreads it; its base tasks (full reference,
+unperturbed) are the other scenarios' tasks and are measured there.
 
 ``run --members 1`` scores one network the same way (same code, same calibration); where those rows are missing, one
 network's figures come from ``results/scores.csv`` (the main benchmark's ``DECODE`` rows, same seeds).
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,8 +72,12 @@ OLDER_MEMBERS = {
         "took their artificial noise cells from one set of 64 that every member shared (2026-12-05)"
     ),
 }
-#: Scenarios with truth, real cohorts first.
-SCENARIOS = ("pbmc_real", "cellbench", "kidney", "bone_marrow", "proteomics", "unknown", "tscp_states", "cellmix")
+#: Scenarios with truth, real cohorts first; the robustness suite last (issue 20's missing material and damage).
+SCENARIOS = (
+    "pbmc_real", "cellbench", "kidney", "bone_marrow", "proteomics", "unknown", "tscp_states", "cellmix", "robustness",
+)  # fmt: skip
+#: The suite whose jobs run one omics layer each (``benchmarks.robustness.LAYERS``; see the module docstring).
+ROBUSTNESS = "robustness"
 
 
 def _shared(estimate: pd.DataFrame, truth: pd.DataFrame) -> list:
@@ -92,6 +102,9 @@ def score_intervals(model, task) -> dict:
     row |= {k: v for k, v in score(estimate, task.truth).items() if k in ("ccc", "rmse", "unknown_rmse")}
     labels = _shared(estimate, task.truth)
     truth = task.truth.loc[:, labels]
+    if "unknown" not in labels:  # relative fractions: scored against the known labels' split of the truth (where the
+        known = truth.sum(axis=1)  # reference lacks material, as in the robustness suite, it is not in the estimate)
+        truth = truth[known > 0].div(known[known > 0], axis=0)
     per_label = {}
     for level, (est, lower, upper) in frames.items():
         inside = (truth >= lower.loc[truth.index, labels]) & (truth <= upper.loc[truth.index, labels])
@@ -124,6 +137,34 @@ def model_dir(scenario: str, seed: int, members: int, task: str) -> Path:
     return MODELS / f"{scenario}__{seed}__m{members}" / re.sub(r"[^A-Za-z0-9]+", "_", task).strip("_")
 
 
+def job_parts(scenario: str) -> list[str | None]:
+    """The parts one (scenario, seed) runs in: the robustness suite's omics layers, else the whole scenario."""
+    if scenario != ROBUSTNESS:
+        return [None]
+    from .robustness import LAYERS
+
+    return list(LAYERS)
+
+
+def job_path(scenario: str, seed: int, members: int, part: str | None = None) -> Path:
+    """Where one job's rows are cached."""
+    return CACHE / f"{scenario}__{seed}__m{members}{f'__{part}' if part else ''}.json"
+
+
+def scenario_tasks(scenario: str) -> list:
+    """The tasks a job measures: the scenario's, without the robustness suite's base tasks (the other scenarios'
+    tasks: the same reference, bulk and mode) and, for the suite, of the layers ``$BENCHMARKS_ROBUSTNESS_LAYERS``
+    names (all when unset)."""
+    from .scenarios import SCENARIOS as BUILDERS
+
+    tasks = BUILDERS[scenario]()
+    if scenario == ROBUSTNESS:
+        from .robustness import BASE, split_name
+
+        tasks = [task for task in tasks if split_name(task.name)[1] != BASE]
+    return tasks
+
+
 def job(scenario: str, seed: int, members: int, out: Path, refit: bool = True) -> None:
     """Every task of one scenario with one seed, in this process: fit (and save) each model, or with
     ``refit=False`` load the saved one and calibrate its intervals again."""
@@ -134,12 +175,10 @@ def job(scenario: str, seed: int, members: int, out: Path, refit: bool = True) -
     from decode_omics.model import DECODE
     from decode_omics.model._intervals import fit_interval_calibration
 
-    from .scenarios import SCENARIOS as BUILDERS
-
     torch.set_num_threads(1)
     before = {r["task"]: r for r in json.loads(out.read_text())} if not refit else {}
     commit, rows = _commit(), []
-    for task in BUILDERS[scenario]():
+    for task in scenario_tasks(scenario):
         path = model_dir(scenario, seed, members, task.name)
         if not refit and not path.is_dir():  # no saved model of this task: its row stays as it was
             rows += [before[task.name]] if task.name in before else []
@@ -179,10 +218,10 @@ def table() -> pd.DataFrame:
     cached = [pd.DataFrame(json.loads(p.read_text())) for p in sorted(CACHE.glob("*.json"))]
     new = pd.concat(cached, ignore_index=True) if cached else pd.DataFrame()
     old = pd.read_csv(TABLE, float_precision="round_trip") if TABLE.exists() else pd.DataFrame()
-    if len(old) and len(new):
-        keys = set(zip(new["scenario"], new["seed"], new["n_members"], strict=True))
-        keep = [(s, k, m) not in keys for s, k, m in zip(old["scenario"], old["seed"], old["n_members"], strict=True)]
-        old = old[keep]
+    if len(old) and len(new):  # a cached row replaces the table's row of the same task, seed and ensemble size
+        columns = ["scenario", "task", "seed", "n_members"]
+        keys = set(new[columns].itertuples(index=False, name=None))
+        old = old[[key not in keys for key in old[columns].itertuples(index=False, name=None)]]
     out = pd.concat([old, new], ignore_index=True).sort_values(["scenario", "task", "seed"])
     out.to_csv(TABLE, index=False)
     return out
@@ -192,21 +231,25 @@ def run(scenarios, seeds, members: int, n_jobs: int, rerun: bool, refit: bool = 
     """Run the jobs (``n_jobs`` at a time, each in its own process) and rewrite the table. With ``refit=False``,
     every cached job whose models were saved is calibrated and scored again instead."""
     CACHE.mkdir(parents=True, exist_ok=True)
+    from .robustness import LAYERS_ENV
+
     todo = []
     for scenario in scenarios:  # scenario by scenario, so an interrupted run leaves whole scenarios done
         for seed in seeds:
-            out = CACHE / f"{scenario}__{seed}__m{members}.json"
-            if not refit:
-                if out.exists() and (MODELS / f"{scenario}__{seed}__m{members}").is_dir():
-                    todo.append((scenario, seed, out))
-            elif rerun or not out.exists():
-                todo.append((scenario, seed, out))
+            for part in job_parts(scenario):
+                out = job_path(scenario, seed, members, part)
+                if not refit:
+                    if out.exists() and (MODELS / f"{scenario}__{seed}__m{members}").is_dir():
+                        todo.append((scenario, seed, part, out))
+                elif rerun or not out.exists():
+                    todo.append((scenario, seed, part, out))
     running: list = []
     while todo or running:
         while todo and len(running) < n_jobs:
-            scenario, seed, out = todo.pop(0)
+            scenario, seed, part, out = todo.pop(0)
             argv = [sys.executable, "-m", "benchmarks.uncertainty", "job", scenario, str(seed), str(members), str(out)]
-            running.append(subprocess.Popen([*argv, "--rescore"] if not refit else argv, cwd=HERE.parent))
+            env = os.environ | ({LAYERS_ENV: part} if part else {})
+            running.append(subprocess.Popen([*argv, "--rescore"] if not refit else argv, cwd=HERE.parent, env=env))
         time.sleep(2)
         running = [p for p in running if p.poll() is None]
     table()
@@ -235,23 +278,46 @@ def _mean_sd_worst(v: pd.Series) -> str:
     return f"{v.mean():.3f}{sd} (worst {v.min():.3f}, {len(v)} seed{'s' if len(v) > 1 else ''})"
 
 
+#: Colours of the robustness suite's tasks in the reliability plot, by what they do to the reference or the bulk.
+_ROBUSTNESS_KINDS = {"left out": "tab:red", "noise": "tab:blue", "features deleted": "tab:green"}
+
+
+def _robustness_kind(task: str) -> str:
+    """What a robustness task does: a key of :data:`_ROBUSTNESS_KINDS`."""
+    return next(kind for kind in _ROBUSTNESS_KINDS if kind in task)
+
+
 def reliability_plot(table_: pd.DataFrame, path: Path) -> None:
-    """Nominal against observed coverage, one line per task (seeds pooled)."""
+    """Nominal against observed coverage, one line per task (seeds pooled); the robustness suite's tasks in a panel
+    of their own, coloured by what they do (a label left out of the reference, noise, features deleted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    suite = table_["scenario"] == ROBUSTNESS
+    panels = [("Reliability of DECODE's intervals (ensemble of 4)", table_[~suite])]
+    if suite.any():
+        panels.append(("Robustness suite", table_[suite]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     nominal = np.array(LEVELS)
     cols = [f"coverage_{round(level * 100)}" for level in LEVELS]
-    for (scenario, task), g in table_.groupby(["scenario", "task"]):
-        ax.plot(nominal, g[cols].mean().to_numpy(), marker="o", ms=3, lw=1, label=f"{scenario}: {task}")
-    ax.plot([0.4, 1], [0.4, 1], color="grey", ls="--", lw=1)
-    ax.axhspan(0.8, 0.95, xmin=(0.9 - 0.4) / 0.6 - 0.02, xmax=(0.9 - 0.4) / 0.6 + 0.02, color="tab:green", alpha=0.3)
-    ax.set(xlabel="nominal level", ylabel="observed coverage", xlim=(0.4, 1), ylim=(0, 1.02))
-    ax.set_title("Reliability of DECODE's intervals (ensemble of 4)", fontsize=10)
-    ax.legend(fontsize=6, loc="upper left", frameon=False)
+    for ax, (title, rows) in zip(axes[0], panels, strict=True):
+        for (scenario, task), g in rows.groupby(["scenario", "task"]):
+            if scenario == ROBUSTNESS:
+                kind = _robustness_kind(task)
+                style = {"color": _ROBUSTNESS_KINDS[kind], "alpha": 0.6, "label": kind}
+            else:
+                style = {"label": f"{scenario}: {task}"}
+            ax.plot(nominal, g[cols].mean().to_numpy(), marker="o", ms=3, lw=1, **style)
+        ax.plot([0.4, 1], [0.4, 1], color="grey", ls="--", lw=1)
+        band = (0.9 - 0.4) / 0.6
+        ax.axhspan(0.8, 0.95, xmin=band - 0.02, xmax=band + 0.02, color="tab:green", alpha=0.3)
+        ax.set(xlabel="nominal level", ylabel="observed coverage", xlim=(0.4, 1), ylim=(0, 1.02))
+        ax.set_title(title, fontsize=10)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))  # the suite's kinds once each
+        ax.legend(unique.values(), unique.keys(), fontsize=6, loc="upper left", frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

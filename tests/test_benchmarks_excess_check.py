@@ -28,6 +28,8 @@ def test_rows_read_the_missing_material_and_run_writes_them(tmp_path, monkeypatc
     full, missing = out.iloc[0], out.iloc[1]
     assert full["median"] == 0 and full["named"] == 0 and full["carriers"] == "" and full["truth_median"] == 0
     assert full["left_out_by_auto"] == 0 and missing["left_out_by_auto"] >= 15
+    # without the features it counted, the default model's own check reads less
+    assert pd.isna(full["median_after_auto"]) and missing["median_after_auto"] < missing["median"]
     assert missing["named"] > 0.5 and missing["below_truth"] == 1.0 and missing["pearson"] > 0.8
     assert 0 < missing["q10"] <= missing["median"] <= missing["q90"] <= missing["max"] < missing["truth_median"] + 0.3
     assert all(f.startswith("gene") for f in missing["carriers"].split())  # type3's markers (genes 75-99)

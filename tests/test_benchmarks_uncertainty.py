@@ -232,3 +232,79 @@ def test_table_replaces_cached_jobs_rows_and_writes_kept_rows_back_unchanged(tmp
     after = table.read_text().splitlines()
     assert out.set_index("task").loc["b", "ccc"] == 0.7  # the cached job's (scenario, seed) rows replace the stored
     assert after[1] == before[1]  # the row of a scenario no job ran is written back byte for byte
+
+
+def test_a_cached_row_replaces_the_tables_row_of_its_task_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(uncertainty, "CACHE", tmp_path / "jobs")
+    monkeypatch.setattr(uncertainty, "TABLE", tmp_path / "uncertainty.csv")
+    old = [_row("L: A left out", 0, 4, 0.5, 0.7), _row("M: noise U(0.9, 1.1)", 0, 4, 0.6, 0.8)]
+    pd.DataFrame(old).to_csv(uncertainty.TABLE, index=False)
+    # one layer's job ran again: the other layer's row of the same scenario and seed stays
+    path = uncertainty.job_path("s", 0, 4, "L")
+    path.parent.mkdir()
+    path.write_text(json.dumps([_row("L: A left out", 0, 4, 0.9, 0.88)]))
+    table = uncertainty.table().set_index("task")
+    assert path.name == "s__0__m4__L.json"
+    assert table["ccc"].to_dict() == {"L: A left out": 0.9, "M: noise U(0.9, 1.1)": 0.6}
+
+
+def test_run_spreads_the_robustness_suite_over_its_layers(tmp_path, monkeypatch):
+    from benchmarks.robustness import LAYERS, LAYERS_ENV
+
+    started = []
+
+    class Finished:
+        def __init__(self, argv, cwd, env):
+            started.append((argv[-1], env.get(LAYERS_ENV)))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(uncertainty, "CACHE", tmp_path)
+    monkeypatch.setattr(uncertainty.subprocess, "Popen", Finished)
+    monkeypatch.setattr(uncertainty.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(uncertainty, "table", lambda: None)
+    monkeypatch.delenv(LAYERS_ENV, raising=False)
+    uncertainty.run(["robustness", "kidney"], [0], 4, n_jobs=2, rerun=False)
+    assert started == [
+        *[(str(tmp_path / f"robustness__0__m4__{layer}.json"), layer) for layer in LAYERS],
+        (str(tmp_path / "kidney__0__m4.json"), None),
+    ]
+
+
+def test_report_draws_the_robustness_suite_in_a_panel_of_its_own(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    rows = [_row("a", 0, 4, 0.9, 0.88)]
+    suite = ["L: A left out (mean 20%)", "L: noise U(0.9, 1.1)", "L: 10% features deleted"]
+    rows += [_row(task, 0, 4, 0.8, 0.6) | {"scenario": "robustness"} for task in suite]
+    table = tmp_path / "uncertainty.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    monkeypatch.setattr(uncertainty, "TABLE", table)
+    scores = pd.DataFrame(columns=["scenario", "task", "method", "seed", "ccc"])
+    text = "\n".join(uncertainty.report_lines(scores, tmp_path))
+    assert "| robustness | L: A left out (mean 20%) | 1 |" in text
+    assert "on **1 of 4** tasks" in text  # the suite's tasks count, and miss the band here
+    height, width = matplotlib.image.imread(tmp_path / "reliability.png").shape[:2]
+    assert width > 1.8 * height  # two panels side by side
+
+
+def test_relative_intervals_are_scored_against_the_known_labels_split():
+    """Where the reference lacks material (relative mode), the truth is the known labels' split: a truth of 0.3 and
+    0.3 with 0.4 missing is 0.5 and 0.5 of what the estimate describes."""
+    from types import SimpleNamespace
+
+    index = ["s0", "s1"]
+    estimate = pd.DataFrame({"A": [0.5, 0.5], "B": [0.5, 0.5]}, index=index)
+
+    class Model:
+        def __init__(self):
+            self.interval_calibration_ = {"shift": 0.1, "shift_from": "given"}
+
+        def get_fractions(self, return_interval, level):
+            return estimate, estimate - 0.05, estimate + 0.05
+
+    truth = pd.DataFrame({"A": [0.3, 0.3], "B": [0.3, 0.3], "unknown": [0.4, 0.4]}, index=index)
+    row = uncertainty.score_intervals(Model(), SimpleNamespace(truth=truth))
+    assert row["coverage_90"] == 1.0 and row["n_values"] == 4
+    assert json.loads(row["per_label_coverage_90"]) == {"A": 1.0, "B": 1.0}
