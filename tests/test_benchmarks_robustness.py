@@ -191,6 +191,7 @@ def test_report_lines_show_the_excess_check_of_the_suite_tasks(no_diagnoses):
             "q90": [0.003, 0.09, 0.0],
             "named": [0.0, 0.75, 0.0],
             "left_out_by_auto": [0, 21, 0],
+            "median_after_auto": [float("nan"), 0.002, float("nan")],
             "pearson": [float("nan"), 0.69, float("nan")],
             "carriers": [float("nan"), "LYZ FGL2 MPEG1 TGFBI KIAA0930", float("nan")],
         }
@@ -198,10 +199,11 @@ def test_report_lines_show_the_excess_check_of_the_suite_tasks(no_diagnoses):
     lines = rb.report_lines(_scores())
     assert "### What `tl.deconvolve`'s excess-share check names" in lines
     assert _row(lines, "| L: full reference | 0.00 | 0.002") == [
-        "L: full reference", "0.00", "0.002 [0.001, 0.003]", "0%", "0", "-", "-"
+        "L: full reference", "0.00", "0.002 [0.001, 0.003]", "0%", "0", "-", "-", "-"
     ]  # fmt: skip
     assert _row(lines, "| L: A left out (mean 30%) | 0.30") == [
-        "L: A left out (mean 30%)", "0.30", "0.050 [0.020, 0.090]", "75%", "21", "+0.69", "LYZ, FGL2, MPEG1, TGFBI"
+        "L: A left out (mean 30%)", "0.30", "0.050 [0.020, 0.090]", "75%", "21", "0.002", "+0.69",
+        "LYZ, FGL2, MPEG1, TGFBI",
     ]  # fmt: skip
     assert not [line for line in lines if line.startswith("| cellmix1")]  # other scenarios: the method page
 
