@@ -374,7 +374,8 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
         "labels are scored by pooled CCC after renormalising estimate and truth over them; `unknown` RMSE is DECODE's",
         "absolute-mode share against the truth (NNLS and dtangle estimate relative fractions only). Like every DECODE",
         "figure on this page these are transductive: DECODE sees the unlabelled bulk it is scored on. DECODE's",
-        "absolute mode trains on unknown shares of U(0, 0.5), so the 50-80 % tasks lie outside its training draws.",
+        "absolute mode trains on unknown shares of U(0, 0.5), so the 50-80 % tasks lie outside its training draws",
+        "(its intervals are calibrated on shares up to 0.8 since 2026-12-08).",
         "Left out: each layer's most abundant label (mean share in the truth); on the real PBMC cohorts also the least",
         "abundant and the two most abundant; in the 50-80 % tasks the two most abundant where a layer has four or more",
         "labels. On the simulated layers every label's expected share is equal, so there the order is fixed but",
@@ -447,7 +448,9 @@ def report_lines(scores: pd.DataFrame) -> list[str]:
             cost_text = f" ({cost.mean():+.3f})" if not cost.empty else ""
             cells.append(_why(d, task, m) if v.empty else f"{v.mean():.3f}{cost_text}")
         lines.append(f"| {layer} | {what} | " + " | ".join(cells) + f" | {_verdict(means)} |")
-    return lines + _diagnosis_lines(scores) + _default_check_lines() + _excess_check_lines()
+    from .unknown_share import report_lines as reach_lines
+
+    return lines + reach_lines() + _diagnosis_lines(scores) + _default_check_lines() + _excess_check_lines()
 
 
 #: Column heads of the anchored table (the sources of ``benchmarks.anchored_gains``).

@@ -171,12 +171,13 @@ def _row(lines: list[str], start: str) -> list[str]:
 @pytest.fixture
 def no_diagnoses(monkeypatch, tmp_path):
     """The tracked diagnosis tables made absent, so the section shows the suite's rows only."""
-    from benchmarks import damage_oracle, excess_check, identifiability, unexplained_check
+    from benchmarks import damage_oracle, excess_check, identifiability, unexplained_check, unknown_share
 
     monkeypatch.setattr(identifiability, "RESULTS", tmp_path / "identifiability.csv")
     monkeypatch.setattr(damage_oracle, "RESULTS", tmp_path / "damage_oracle.csv")
     monkeypatch.setattr(unexplained_check, "RESULTS", tmp_path / "unexplained_check.csv")
     monkeypatch.setattr(excess_check, "RESULTS", tmp_path / "excess_check.csv")
+    monkeypatch.setattr(unknown_share, "RESULTS", tmp_path / "unknown_share.csv")
     return tmp_path
 
 

@@ -169,6 +169,26 @@ def test_absolute_mode_reports_planted_unknown():
     assert dco.metrics.ccc(*over_known) > 0.95
 
 
+def test_unknown_share_beyond_the_training_reach_needs_a_wider_reach(tmp_path):
+    """Bulk of which the material the reference lacks makes 50-80 %: a head trained on shares up to 0.5 reads at
+    most about 0.5; one trained up to 0.8 follows the truth. The reach is saved with the model."""
+    ref, bulk = reference_and_bulk(4, n_samples=60, unknown=["type3"], unknown_fraction=(0.5, 0.8), unknown_column=True)
+    ref = ref[ref.obs["cell_type"] != "type3"].copy()
+    ref.obs["cell_type"] = ref.obs["cell_type"].cat.remove_unused_categories()
+    truth = bulk.obsm["fractions"]["unknown"]
+    errors = {}
+    for reach in (0.5, 0.8):
+        model = _fit(ref, bulk, model_kwargs={"mode": "absolute", "max_unknown_share": reach}, max_epochs=60)
+        errors[reach] = float(np.sqrt(((model.get_fractions()["unknown"] - truth) ** 2).mean()))
+    assert errors[0.8] < 0.11 and errors[0.5] > 0.14
+    model.save(tmp_path / "m")
+    loaded = DECODE.load(tmp_path / "m", reference=ref)
+    assert loaded._sampler.config.unknown_share == 0.8
+    with pytest.raises(ValueError, match="max_unknown_share must be a share in"):
+        DECODE(ref, bulk, max_unknown_share=1.0)
+    assert DECODE(ref, bulk, mode="absolute")._sampler.config.unknown_share == 0.5  # the default
+
+
 def test_spread_guard_keeps_aligned_bulk_estimates_apart():
     """Across a platform shift (log-normal per-feature gains, sd 1.0), the adversarial stage without its spread guard
     maps the bulk's codes close together, so their estimates lose their spread; the guard keeps them apart and

@@ -12,6 +12,7 @@ import decode_omics as dco
 from decode_omics.model import DECODE, DECODEEnsemble
 from decode_omics.model._intervals import (
     CONTENT_SHIFT,
+    DEFAULT_REACH,
     UNEXPLAINED_WEIGHTS,
     _narrowest_scale,
     conformal_quantile,
@@ -295,8 +296,8 @@ def test_deconvolve_uncertainty_writes_documented_fields(data):
     assert lacking.obs["decode_interval_width"].mean() > out.obs["decode_interval_width"].mean()
     with pytest.raises(ValueError, match="pass uncertainty=True"):
         dco.tl.deconvolve(bulk, ref, "cell_type", unknown_share="auto", copy=True)
-    with pytest.raises(ValueError, match="for relative mode"):
-        dco.tl.deconvolve(bulk, ref, "cell_type", mode="absolute", uncertainty=True, unknown_share=0.2, copy=True)
+    with pytest.raises(ValueError, match="in absolute mode give a share"):
+        dco.tl.deconvolve(bulk, ref, "cell_type", mode="absolute", uncertainty=True, unknown_share="auto", copy=True)
 
 
 def test_deconvolve_uncertainty_absolute_mode_bounds_the_unknown_share(data):
@@ -307,6 +308,15 @@ def test_deconvolve_uncertainty_absolute_mode_bounds_the_unknown_share(data):
     assert "unknown" in lower.columns and (upper["unknown"] > lower["unknown"]).all()
     u = out.uns["decode"]["uncertainty"]
     assert u["unknown_content_shift"] == u["content_shift"] == CONTENT_SHIFT  # the unknown material's own factor
+    assert (u["unknown_share"], u["unknown_share_from"]) == (0.8, DEFAULT_REACH)  # beyond the head's 0.5
+    # calibrated within the head's reach only: the same fit, a narrower interval of the unknown share
+    within = dco.tl.deconvolve(bulk, ref, "cell_type", mode="absolute", uncertainty=True, unknown_share=0.5,
+                               model_kwargs={"n_members": 2} | SMALL, train_kwargs=EPOCHS, copy=True)  # fmt: skip
+    np.testing.assert_allclose(within.obsm["decode"], out.obsm["decode"], atol=1e-6)
+    given = within.uns["decode"]["uncertainty"]
+    assert (given["unknown_share"], given["unknown_share_from"]) == (0.5, "given")
+    width = [(o.obsm["decode_upper"] - o.obsm["decode_lower"])["unknown"].mean() for o in (out, within)]
+    assert width[1] < width[0]
 
 
 def test_deconvolve_uncertainty_mudata(data):
@@ -418,8 +428,9 @@ def test_unknown_share_widens_relative_intervals_and_auto_follows_the_bulk(ensem
     for bad in (1.5, -0.1, "all"):
         with pytest.raises(ValueError, match="unknown_share must be"):
             fit_interval_calibration(ensemble, unknown_share=bad)
-    with pytest.raises(ValueError, match="for relative mode"):
-        check_unknown_share(SimpleNamespace(mode_="absolute"), 0.3)
+    check_unknown_share(SimpleNamespace(mode_="absolute"), 0.3)  # absolute mode: the cohorts' reach
+    with pytest.raises(ValueError, match="in absolute mode give a share"):
+        check_unknown_share(SimpleNamespace(mode_="absolute"), "auto")
     head = SimpleNamespace(unknown=None)
     with pytest.raises(ValueError, match="needs the unknown head"):
         check_unknown_share(SimpleNamespace(mode_="relative", module=SimpleNamespace(head=head)), "auto")

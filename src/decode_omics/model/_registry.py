@@ -79,3 +79,5 @@ def attach_reference(model, reference, attrs: dict) -> None:
     )
     if getattr(model, "centring_complement_", False):  # a loaded model trains again as it was trained
         model._sampler.config.unknown_material = "complement"
+    else:  # models saved before max_unknown_share existed trained on shares up to 0.5
+        model._sampler.config.unknown_share = float(init.get("max_unknown_share", 0.5))

@@ -26,6 +26,13 @@ def _check_reference(reference, labels_key: str, what: str) -> None:
         )
 
 
+def _share_given(fit: Mapping[str, Any]) -> bool:
+    """Whether :func:`deconvolve` was given an ``unknown_share`` that changes the calibration (relative mode: any
+    share above 0; absolute mode: any share)."""
+    share = fit["unknown_share"]
+    return share is not None and (fit["mode"] == "absolute" or share != 0)
+
+
 def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[str, Any], mdata=None):
     """Fit DECODE on ``reference`` and ``bulk`` with the settings ``fit`` (the arguments of :func:`deconvolve`);
     ``mdata``: the MuData ``bulk`` is a modality of (its ``.obsm`` may hold the measured fractions)."""
@@ -45,14 +52,14 @@ def _fit_one(bulk: AnnData, reference: AnnData, labels_key: str, fit: Mapping[st
         DECODE.setup_anndata(ref, labels_key=labels_key, scale=fit["reference_scale"])
         DECODE.setup_anndata(blk, scale=fit["scale"])
         model = DECODE(ref, blk, mode=fit["mode"], **model_kwargs)
-        if fit["unknown_share"] != 0:
+        if _share_given(fit):
             check_unknown_share(model, fit["unknown_share"])  # before training, not after
         measured = _measured_fractions(measured, model, blk.obs_names)
         mean = _mean_fractions(fit["mean_fractions"], model)
         kwargs = {"enable_progress_bar": True} | dict(fit["train_kwargs"] or {})
         start = time.perf_counter()
         model.train(**kwargs)
-        if fit["unknown_share"] != 0:  # calibrated when the intervals are read; the gains below keep the share
+        if _share_given(fit):  # calibrated when the intervals are read; the gains below keep the share
             model._defer_interval_calibration(seed=current_seed(), unknown_share=fit["unknown_share"])
         if measured is not None:
             model.fit_platform_gains(measured)
@@ -159,7 +166,7 @@ def deconvolve(
     train_kwargs: Mapping[str, Any] | None = None,
     uncertainty: bool = False,
     level: float = 0.9,
-    unknown_share: float | Literal["auto"] = 0.0,
+    unknown_share: float | Literal["auto"] | None = None,
     measured_key: str | None = None,
     mean_fractions: Mapping[str, float] | None = None,
     copy: bool = False,
@@ -211,7 +218,9 @@ def deconvolve(
         With ``uncertainty=True`` in relative mode: how much of each sample may be material the reference lacks,
         which the intervals then allow for, each sample's the more the less of it the reference explains (``"auto"``:
         matched to the bulk's median unexplained share; see :meth:`~decode_omics.model.DECODE.calibrate_intervals`).
-        Default 0: the reference holds everything.
+        Default ``None``: the reference holds everything. In absolute mode: the largest share of unknown material the
+        intervals are calibrated on (default ``None``: 0.8, or ``max_unknown_share`` of ``model_kwargs`` if larger;
+        0.5 gives the intervals of before 2026-12-08, narrower where little is missing).
     measured_key
         Key of ``adata.obsm`` (for a MuData, of each deconvolved modality's, else of the MuData's) holding cell
         fractions measured on some of the samples, such as flow cytometry of part of a cohort: a DataFrame with one
@@ -290,9 +299,9 @@ def deconvolve(
       ``share_outside`` and the ``flagged`` samples when checked, ``why_not`` when not), and with ``uncertainty=True``
       ``uncertainty`` (``level``, ``n_members``, the platform ``shift`` the intervals were calibrated for and how it was
       measured, the ``content_shift`` they allow between a label's share of the material and of the cells, and in
-      absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; in relative mode the
-      ``unknown_share`` of material the reference lacks they allow for, how it was set, and with a share above 0 the
-      ``unexplained_weight`` by which each sample's unexplained share widens its intervals).
+      absolute mode the ``unknown_content_shift`` the unknown material's share is allowed; the ``unknown_share`` of
+      material the reference lacks they allow for and how it was set (``unknown_share_from``), and in relative mode
+      with a share above 0 the ``unexplained_weight`` by which each sample's unexplained share widens its intervals).
 
     For a MuData, per deconvolved modality ``m``: ``mdata[m].obsm[key_added]`` and ``mdata[m].uns[key_added]`` as
     above, and ``mdata.obsm[f"{key_added}_{m}"]`` indexed by ``mdata.obs_names`` with NaN rows for samples the
@@ -319,12 +328,8 @@ def deconvolve(
     }
     if not 0 < level < 1:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}.")
-    if unknown_share != 0 and not uncertainty:
-        raise ValueError(f"unknown_share={unknown_share!r} widens intervals: pass uncertainty=True as well.")
-    if unknown_share != 0 and mode != "relative":
-        raise ValueError(
-            "unknown_share is for relative mode: absolute mode's intervals allow for unknown material already."
-        )
+    if _share_given(fit) and not uncertainty:
+        raise ValueError(f"unknown_share={unknown_share!r} calibrates intervals: pass uncertainty=True as well.")
     if measured_key is not None and mean_fractions is not None:
         raise ValueError("Give measured_key (fractions per sample) or mean_fractions (the cohort's average), not both.")
     if isinstance(data, MuData):
