@@ -2,8 +2,9 @@
 
 Absolute mode's unknown head learns the share of material the reference lacks from pseudo-tissues with cells of a
 new cell type added, a share drawn from ``U(0, max_unknown_share)`` per pseudo-tissue. A head trained on shares up
-to 0.5 cannot read the 0.55-0.80 that whole blood's neutrophils or a tumour's cancer cells make of a sample. This
-trains absolute mode (package defaults otherwise, one network) at each ``max_unknown_share`` on
+to 0.5 may not read the 0.55-0.80 that whole blood's neutrophils or a tumour's cancer cells make of a sample; a wider
+reach may read more where nothing is missing. This trains absolute mode (package defaults otherwise, one network)
+at each ``max_unknown_share`` on
 
 - every task whose reference lacks material that the bulk holds: the robustness suite's leave-out tasks on linear
   scales (minority and majority absences) and the ``unknown`` scenario (NK cells removed, bone marrow + HSC);
@@ -15,7 +16,7 @@ its mean error (bias), median, and Pearson r with the truth. The unknown head re
 so the known labels' fractions do not depend on the reach: the CCC column checks that. Transductive, as every DECODE
 figure: the model sees the unlabelled bulk it reads; the truth only scores.
 
-Run: ``python -m benchmarks.unknown_share --seeds 0 1 2 --jobs 2`` (about 40 minutes per seed and reach on one
+Run: ``python -m benchmarks.unknown_share --seeds 0 1 2 --jobs 2`` (about 32 minutes per seed and reach on one
 thread; writes ``benchmarks/results/unknown_share.csv``; ``--shares`` the reaches, ``--tasks`` a regular
 expression on task names, ``--table`` prints the stored table and the summary).
 """
