@@ -349,6 +349,13 @@ def content_truth(
     return out
 
 
+def _absolute_reach(model, unknown_share: float | None) -> tuple[float, str]:
+    """Absolute mode: the largest share of unknown material in the calibration cohorts, and how it was set."""
+    if unknown_share is None:
+        return max(ABSOLUTE_UNKNOWN_SHARE, model._sampler.config.unknown_share), DEFAULT_REACH
+    return float(unknown_share), "given"
+
+
 def calibration_cohorts(
     model, shift: float | None = None, seed: int | None = None, unknown_share: float | str | None = None
 ) -> dict:
@@ -366,28 +373,26 @@ def calibration_cohorts(
     seed = current_seed() if seed is None else int(seed)
     rng = np.random.default_rng([seed, 2026])  # a stream of its own: training never drew from it
     absolute = model.mode_ == "absolute"
-    if absolute:
-        reach = max(ABSOLUTE_UNKNOWN_SHARE, model._sampler.config.unknown_share)
-        reach, unknown_from = (reach, DEFAULT_REACH) if unknown_share is None else (float(unknown_share), "given")
-    cohorts = _Cohorts(model, rng, reach if absolute else 0.0)
-    unknown_share = 0.0 if unknown_share is None else unknown_share
+    # absolute mode: the cohorts hold unknown material from the first probe cohort on
+    reach, unknown_from = _absolute_reach(model, unknown_share) if absolute else (0.0, None)
+    cohorts = _Cohorts(model, rng, reach)
     if shift is None:
         shift, how = _bulk_shift(model, cohorts, rng)
     elif shift < 0:
         raise ValueError(f"shift must be >= 0, got {shift!r}.")
     else:
         shift, how = float(shift), "given"
-    if absolute:
-        pass  # drawn with the cohorts' reach from the first probe cohort on
-    elif unknown_share == "auto":  # on a stream of its own: a share matched at 0 leaves the cohorts as by default
-        matching = np.random.default_rng([seed, 2026, 2])
-        cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, matching)
-    elif unknown_share == 0 and getattr(model, "centring_complement_", False):
-        # values read as stored whose reference lacks cells it was centred over: the cohorts hold that material, as
-        # the training pseudo-tissues did
-        cohorts.unknown_share, unknown_from = float(model._sampler.config.unknown_share), "centring complement"
-    else:
-        cohorts.unknown_share, unknown_from = float(unknown_share), "given"
+    share = 0.0 if unknown_share is None else unknown_share
+    if not absolute:
+        if share == "auto":  # on a stream of its own: a share matched at 0 leaves the cohorts as by default
+            matching = np.random.default_rng([seed, 2026, 2])
+            cohorts.unknown_share, unknown_from = _match_unknown_share(model, cohorts, shift, matching)
+        elif share == 0 and getattr(model, "centring_complement_", False):
+            # values read as stored whose reference lacks cells it was centred over: the cohorts hold that material,
+            # as the training pseudo-tissues did
+            cohorts.unknown_share, unknown_from = float(model._sampler.config.unknown_share), "centring complement"
+        else:
+            cohorts.unknown_share, unknown_from = float(share), "given"
     correct = model.platform_gains_ is not None
     # relative mode, cohorts with material the reference lacks (unknown_share): each sample's unexplained share may
     # widen its interval; the cohorts then span the shares a bulk with such material shows, so the weight is
